@@ -1,0 +1,146 @@
+"""Checkpoint files: strict, self-explaining loading and atomic saving.
+
+Formats read (always with ``torch.load(..., weights_only=True)``):
+* the published/original format ``{'model_dict': state_dict, 'global_step': int}``
+  (saved by torch 1.4, legacy serialisation), plus the extra training states that
+  ``ssmvos train`` adds;
+* a bare state dict;
+* keys prefixed with ``module.`` (saved from a DataParallel/DDP wrapper).
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .errors import SSMVOSError
+
+
+@dataclass
+class Checkpoint:
+    """What a checkpoint file holds: the model's state dict, its step, and anything else."""
+
+    model_state: dict[str, Tensor]
+    global_step: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """Read a checkpoint file without building a model. Raises SSMVOSError naming the file."""
+    path = Path(path)
+    if not path.exists():
+        raise SSMVOSError(f"checkpoint not found: {path}")
+    if path.is_dir():
+        raise SSMVOSError(f"checkpoint path is a directory, not a file: {path}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, zipfile.BadZipFile, AttributeError,
+            KeyError, IndexError, TypeError, UnicodeDecodeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SSMVOSError(f"{path} is not a PyTorch checkpoint file ({type(exc).__name__}: {first[:160]})") from None
+    except OSError as exc:
+        raise SSMVOSError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
+    if not isinstance(obj, dict):
+        raise SSMVOSError(f"{path} is not an SSM checkpoint: it holds a {type(obj).__name__}, not a dict")
+    if "model_dict" in obj:
+        state, step = obj["model_dict"], obj.get("global_step")
+        extra = {k: v for k, v in obj.items() if k not in ("model_dict", "global_step")}
+    else:
+        state, step, extra = obj, None, {}
+    if not isinstance(state, dict) or not state or not all(isinstance(v, Tensor) for v in state.values()):
+        raise SSMVOSError(f"{path} is not an SSM checkpoint: no state dict of tensors inside")
+    if all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return Checkpoint(dict(state), int(step) if step is not None else None, extra)
+
+
+def infer_config(state: dict[str, Tensor]) -> dict[str, Any]:
+    """Encoder and keep_topk implied by a state dict's shapes (matching has no weights)."""
+    config: dict[str, Any] = {}
+    w = state.get("pixel_corr.self_structure.global_conv.0.weight")
+    if w is not None and w.ndim == 4 and w.shape[0] > 0:
+        config["keep_topk"] = w.shape[1] // w.shape[0]
+    blocks = {k.split(".")[2] for k in state if k.startswith("encoder.layer3.")}
+    if blocks:
+        config["encoder"] = "resnet101" if len(blocks) > 6 else "resnet50"
+    return config
+
+
+def check_state_dict(model: nn.Module, state: dict[str, Tensor], source: str) -> None:
+    """Raise one SSMVOSError listing missing keys, unexpected keys and shape mismatches."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    mismatched = [
+        f"{k} (checkpoint {tuple(state[k].shape)}, model {tuple(v.shape)})"
+        for k, v in expected.items()
+        if k in state and tuple(state[k].shape) != tuple(v.shape)
+    ]
+    if not (missing or unexpected or mismatched):
+        return
+
+    def names(items: list[str]) -> str:
+        shown = ", ".join(items[:8])
+        return shown + (f", ... ({len(items) - 8} more)" if len(items) > 8 else "")
+
+    parts = []
+    if missing:
+        parts.append(f"missing keys: {names(missing)}")
+    if unexpected:
+        parts.append(f"unexpected keys: {names(unexpected)}")
+    if mismatched:
+        parts.append(f"shape mismatches: {names(mismatched)}")
+    raise SSMVOSError(f"{source} does not fit the network: " + "; ".join(parts))
+
+
+def load_weights(model: nn.Module, source: str | os.PathLike | Checkpoint) -> Checkpoint:
+    """Load a checkpoint file (or an already read one) into ``model``, strictly."""
+    ckpt = source if isinstance(source, Checkpoint) else read_checkpoint(source)
+    check_state_dict(model, ckpt.model_state, str(source) if not isinstance(source, Checkpoint) else "checkpoint")
+    model.load_state_dict(ckpt.model_state, strict=True)
+    return ckpt
+
+
+def load_checkpoint(path: str | os.PathLike, model: nn.Module | None = None, **config: Any) -> nn.Module:
+    """Build (or fill) an SSM network from a checkpoint file.
+
+    With no ``model``, an ``SSM`` is built from ``config`` (encoder, matching, keep_topk),
+    where encoder and keep_topk default to what the checkpoint's shapes imply.
+    Returns the model in eval mode.
+    """
+    ckpt = read_checkpoint(path)
+    if model is None:
+        from .model import SSM
+
+        model = SSM(**{**infer_config(ckpt.model_state), **config})
+    check_state_dict(model, ckpt.model_state, str(path))
+    model.load_state_dict(ckpt.model_state, strict=True)
+    return model.eval()
+
+
+def save_checkpoint(path: str | os.PathLike, model_state: dict[str, Tensor], global_step: int, **extra: Any) -> Path:
+    """Write ``{'model_dict', 'global_step', **extra}`` atomically (temporary file + rename).
+
+    A process killed mid-write leaves the previous file (or none), never a truncated one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"model_dict": model_state, "global_step": int(global_step), **extra}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,119 @@
+"""The SSM network (Zhu et al., T-CSVT 2021), numerically faithful to the original code."""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .decoder import GlobalConvolutionBlock, RefinementModule
+from .matching import PixelSimilarity, reference_foreground
+from .resnet import ENCODERS
+
+#: Smallest input height: layer4 (stride 32) needs 7 rows for the GCB's unpadded 7×1 conv.
+MIN_INPUT_HEIGHT = 193
+
+
+@dataclass
+class ReferenceEncoding:
+    """Everything the network needs from the reference pair, computed once per object.
+
+    x5: N×2048×h32×w32, x4: N×1024×h16×w16, fg: N×1×(h16·w16) foreground in {0, 1},
+    group_feats: N×1024×h16×w16 and global_feats: N×(1024/k)×h16×w16 (the
+    reference-only parts of the structure branch).
+    """
+
+    x5: Tensor
+    x4: Tensor
+    fg: Tensor
+    group_feats: Tensor
+    global_feats: Tensor
+
+    def __len__(self) -> int:
+        return self.x5.shape[0]
+
+    def select(self, index: Tensor | list[int] | slice) -> "ReferenceEncoding":
+        """Rows ``index`` of every tensor (objects picked out of a batch)."""
+        return ReferenceEncoding(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+
+    @staticmethod
+    def cat(encodings: list["ReferenceEncoding"]) -> "ReferenceEncoding":
+        """Stack several encodings along the batch dimension."""
+        return ReferenceEncoding(
+            **{f.name: torch.cat([getattr(e, f.name) for e in encodings]) for f in fields(ReferenceEncoding)}
+        )
+
+    def to(self, *args, **kwargs) -> "ReferenceEncoding":
+        """``Tensor.to`` applied to every tensor."""
+        return ReferenceEncoding(**{f.name: getattr(self, f.name).to(*args, **kwargs) for f in fields(self)})
+
+
+class SSM(nn.Module):
+    """Separable Structure Modeling network for one object per batch row.
+
+    ``model(ref_img, ref_mask, cur_img, prev_mask) -> (logits, struct_logits)``:
+    images N×3×H×W (ImageNet-normalised), masks N×1×H×W in [0, 1], both outputs
+    N×2×H×W (background, foreground). Reference and current share one size H×W
+    (the structure branch lives on the reference grid); H must be at least 193, since
+    the original GCB convolves layer4 (stride 32) with an unpadded 7×1 kernel, and
+    (H/16)·(W/16) must hold at least keep_topk positions.
+
+    Building the network downloads nothing; the encoder starts random (see
+    ``ssmvos.pretrained`` for ImageNet initialisation).
+    """
+
+    def __init__(self, encoder: str = "resnet50", matching: str = "conv", keep_topk: int = 32):
+        super().__init__()
+        if encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {sorted(ENCODERS)}, not {encoder!r}")
+        self.config = {"encoder": encoder, "matching": matching, "keep_topk": keep_topk}
+        self.encoder = ENCODERS[encoder](in_chans=4)
+        self.pixel_corr = PixelSimilarity(matching, keep_topk)
+        extra = self.pixel_corr.out_channels
+        self.GCB = GlobalConvolutionBlock(4096)
+        self.RM1 = RefinementModule(1024 + extra, 256)
+        self.RM2 = RefinementModule(512 + extra, 256)
+        self.RM3 = RefinementModule(256 + extra, 256)
+        self.classifier = nn.Conv2d(256, 2, kernel_size=3, padding=1)
+        self.dropout2d = nn.Dropout2d(p=0.5)
+
+    def encode_reference(self, ref_img: Tensor, ref_mask: Tensor) -> ReferenceEncoding:
+        """Encode the reference pair once: ref_img N×3×H×W, ref_mask N×1×H×W."""
+        x5, x4, _, _, _ = self.encoder(torch.cat([ref_img, ref_mask], dim=1))
+        fg = reference_foreground(ref_mask, x4.shape[-2:])
+        group_feats, global_feats = self.pixel_corr.self_structure.reference_parts(x4)
+        return ReferenceEncoding(x5, x4, fg, group_feats, global_feats)
+
+    def segment(self, ref: ReferenceEncoding, cur_img: Tensor, prev_mask: Tensor) -> tuple[Tensor, Tensor]:
+        """The current-frame part: cur_img N×3×H×W, prev_mask N×1×H×W -> two N×2×H×W logits."""
+        size = cur_img.shape[-2:]
+        if size[0] < MIN_INPUT_HEIGHT:
+            raise ValueError(f"input height {size[0]} is too small: SSM needs at least {MIN_INPUT_HEIGHT} px "
+                             "(the GCB's 7×1 convolution on the stride-32 features)")
+        cur_x5, cur_x4, cur_x3, cur_x2, _ = self.encoder(torch.cat([cur_img, prev_mask], dim=1))
+
+        ref_x5 = ref.x5
+        if ref_x5.shape[-2:] != cur_x5.shape[-2:]:
+            ref_x5 = F.interpolate(ref_x5, cur_x5.shape[-2:], mode="bilinear", align_corners=False)
+        x = self.GCB(torch.cat([ref_x5, cur_x5], dim=1))
+
+        pixel_map, struct_logits = self.pixel_corr(cur_x4, ref.x4, ref.fg, ref.group_feats, ref.global_feats)
+        low4 = torch.cat([cur_x4, pixel_map], dim=1)
+        pixel_map = F.interpolate(pixel_map, cur_x3.shape[-2:], mode="nearest")
+        low3 = torch.cat([cur_x3, pixel_map], dim=1)
+        pixel_map = F.interpolate(pixel_map, cur_x2.shape[-2:], mode="nearest")
+        low2 = torch.cat([cur_x2, pixel_map], dim=1)
+
+        x = self.RM1(x, low4)
+        x = self.RM2(x, low3)
+        x = self.RM3(x, low2)
+        x = self.classifier(self.dropout2d(x))
+
+        logits = F.interpolate(x, size, mode="bilinear", align_corners=False)
+        struct_logits = F.interpolate(struct_logits, size, mode="bilinear", align_corners=False)
+        return logits, struct_logits
+
+    def forward(self, ref_img: Tensor, ref_mask: Tensor, cur_img: Tensor, prev_mask: Tensor) -> tuple[Tensor, Tensor]:
+        """One-call forward: ``segment(encode_reference(ref_img, ref_mask), cur_img, prev_mask)``."""
+        return self.segment(self.encode_reference(ref_img, ref_mask), cur_img, prev_mask)
