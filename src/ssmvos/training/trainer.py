@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,11 +92,12 @@ def capped_workers(requested: int, local_world_size: int) -> int:
 
 @dataclass
 class TrainSummary:
-    """What a run did: the next global step, the per-step loss/IoU of this run, checkpoints written."""
+    """What a run did: the next global step, per-step loss/IoU/end time of this run, checkpoints written."""
 
     global_step: int
     losses: list[float] = field(default_factory=list)
     ious: list[float] = field(default_factory=list)
+    step_ends: list[float] = field(default_factory=list)  # time.perf_counter() after each step
     checkpoints: list[Path] = field(default_factory=list)
 
 
@@ -165,8 +167,10 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = DistributedDataParallel(self.model, device_ids=ids)
 
+        # Fused Adam: the same update rule in one kernel per step (CPU and CUDA).
         self.optimizer = Adam(parameter_groups(self.model, config.base_lr, config.encoder_lr_weight),
-                              lr=config.base_lr, weight_decay=config.weight_decay)
+                              lr=config.base_lr, weight_decay=config.weight_decay,
+                              fused=self.device.type in ("cpu", "cuda"))
         self.scheduler = StepLR(self.optimizer, step_size=config.lr_decay_step, gamma=config.lr_decay_rate)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.precision == "fp16")
         self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.precision)
@@ -258,7 +262,8 @@ class Trainer:
         stats = all_reduce_sum(stats).tolist()
         return stats[0] / self.ctx.world_size, iou_from(stats[1], stats[2])
 
-    def _loader(self, epoch: int) -> DataLoader:
+    def loader(self, epoch: int) -> DataLoader:
+        """This rank's DataLoader for ``epoch`` (call after the sampler and dataset were set to it)."""
         from ..data import train_set
 
         return DataLoader(self.dataset, batch_size=self.per_rank_batch, sampler=self.sampler,
@@ -308,7 +313,7 @@ class Trainer:
                     self.dataset.set_epoch(epoch)
                 log.info(f"training epoch {epoch}")
                 losses, ious, done = [], [], skip
-                for batch_index, batch in enumerate(self._loader(epoch), start=skip // self.per_rank_batch):
+                for batch_index, batch in enumerate(self.loader(epoch), start=skip // self.per_rank_batch):
                     step = self.global_step
                     loss, iou = self.train_step(batch)
                     done += batch[0].shape[0]
@@ -338,6 +343,7 @@ class Trainer:
                             summary.checkpoints.append(written)
                     self.global_step += 1
                     summary.global_step = self.global_step
+                    summary.step_ends.append(time.perf_counter())
                     bar.update(1)
                     bar.set_postfix(loss=f"{loss:.4f}", iou=f"{iou:.4f}", refresh=False)
                     if cfg.max_steps is not None and self.global_step >= cfg.max_steps:
