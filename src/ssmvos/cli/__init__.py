@@ -13,6 +13,9 @@ from ..errors import SSMVOSError
 
 #: Subcommand name -> module in this package (imported only when needed).
 COMMANDS: dict[str, str] = {
+    "evaluate": "evaluate",
+    "merge": "merge",
+    "segment": "segment",
 }
 
 
