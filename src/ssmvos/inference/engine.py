@@ -69,13 +69,15 @@ class FrameResult:
     """What one frame yields: ids of the objects present and their foreground probabilities.
 
     ``probs`` is N×H×W float32 in [0, 1] (the given mask itself on an object's first
-    frame); ``soft`` is the same as uint8(p·255), the original's saved soft mask.
+    frame); ``soft`` is the same as uint8(p·255), the original's saved soft mask;
+    ``image`` is the decoded H×W×3 uint8 frame.
     """
 
     frame_index: int
     object_ids: list[int]
     probs: np.ndarray
     soft: np.ndarray
+    image: np.ndarray
 
 
 @dataclass
