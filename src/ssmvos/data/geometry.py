@@ -62,6 +62,16 @@ class CropBox:
 Margins = tuple[float, float, float, float]  # left, right, top, bottom (fractions of w, h)
 
 
+def _all_zero(mask: np.ndarray) -> bool:
+    """``np.isclose(mask, 0).all()`` (|value| <= 1e-8; NaN is not zero) without its temporaries."""
+    a = np.asarray(mask)
+    if a.size == 0:
+        return True
+    if a.dtype.kind in "biu":
+        return not a.any()
+    return -1e-8 <= float(a.min()) and float(a.max()) <= 1e-8
+
+
 def mask_box(mask: np.ndarray, margins: float | Margins) -> CropBox:
     """Crop box around the nonzero pixels of an H×W mask, grown by ``margins``.
 
@@ -71,7 +81,7 @@ def mask_box(mask: np.ndarray, margins: float | Margins) -> CropBox:
     """
     h, w = mask.shape[:2]
     left, right, top, bottom = (margins,) * 4 if isinstance(margins, (int, float)) else margins
-    if np.isclose(mask, 0).all():
+    if _all_zero(mask):
         return CropBox.whole(h, w)
     x, y, bw, bh = cv2.boundingRect(np.ascontiguousarray(mask, dtype=np.uint8))
     x1, x2 = x - bw * left, x + bw + bw * right

@@ -131,13 +131,16 @@ class Engine:
     """Runs the SSM network over videos; holds the model, not a subclass of it.
 
     input_size: (height, width) of the network crop; margin: the crop margin
-    (``--fix-margin``); max_batch: at most this many objects per forward pass.
+    (``--fix-margin``); max_batch: at most this many objects per forward pass;
+    channels_last: NHWC memory layout (faster convolutions in oneDNN and cuDNN).
     """
 
     def __init__(self, model: SSM, input_size: tuple[int, int] = (512, 512), margin: float = 0.5,
-                 device: str | torch.device = "cpu", precision: str = "fp32", max_batch: int = 16):
+                 device: str | torch.device = "cpu", precision: str = "fp32", max_batch: int = 16,
+                 channels_last: bool = True):
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
-        self.model = model.eval().to(self.device)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.model = model.eval().to(self.device, memory_format=self.memory_format)
         self.input_size = input_size
         self.margin = margin
         self.precision = precision
@@ -154,8 +157,9 @@ class Engine:
     def encode_reference(self, image: np.ndarray, mask: np.ndarray) -> ReferenceEncoding:
         """Encode an object's reference frame (H×W×3 uint8, H×W float mask), cropped around the mask."""
         img, msk = self._prepare(image, mask, geometry.mask_box(mask, self.margin))
+        img = img[None].to(self.device).contiguous(memory_format=self.memory_format)
         with autocast(self.device, self.precision):
-            return self.model.encode_reference(img[None].to(self.device), msk[None].to(self.device))
+            return self.model.encode_reference(img, msk[None].to(self.device))
 
     @torch.inference_mode()
     def segment_objects(self, image: np.ndarray, objects: list[ObjectState]) -> np.ndarray:
@@ -167,7 +171,7 @@ class Engine:
             chunk = objects[start : start + self.max_batch]
             boxes = [geometry.mask_box(o.prev_mask, self.margin) for o in chunk]
             pairs = [self._prepare(image, o.prev_mask, b) for o, b in zip(chunk, boxes)]
-            cur = torch.stack([p[0] for p in pairs]).to(self.device)
+            cur = torch.stack([p[0] for p in pairs]).to(self.device).contiguous(memory_format=self.memory_format)
             prev = torch.stack([p[1] for p in pairs]).to(self.device)
             refs = chunk[0].reference if len(chunk) == 1 else ReferenceEncoding.cat([o.reference for o in chunk])
             with autocast(self.device, self.precision):
