@@ -13,6 +13,8 @@ from ..errors import SSMVOSError
 
 #: Subcommand name -> module in this package (imported only when needed).
 COMMANDS: dict[str, str] = {
+    "download": "download",
+    "download-data": "download_data",
 }
 
 
