@@ -17,6 +17,8 @@ COMMANDS: dict[str, str] = {
     "evaluate": "evaluate",
     "merge": "merge",
     "segment": "segment",
+    "download": "download",
+    "download-data": "download_data",
 }
 
 
