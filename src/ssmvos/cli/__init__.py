@@ -13,6 +13,7 @@ from ..errors import SSMVOSError
 
 #: Subcommand name -> module in this package (imported only when needed).
 COMMANDS: dict[str, str] = {
+    "score": "score",
 }
 
 
