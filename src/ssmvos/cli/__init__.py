@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "segment": "segment",
     "download": "download",
     "download-data": "download_data",
+    "score": "score",
 }
 
 
