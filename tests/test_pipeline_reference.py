@@ -52,8 +52,15 @@ def test_two_objects_batched_with_in_memory_merge(tmp_path, reference_checkpoint
     split = _split(tmp_path, davis_entries("libby", ann, [1, 2]))
     proc = run_cli("evaluate", "--split", split, "--resume", reference_checkpoint, "--save-dir", tmp_path / "per",
                    "--input-height", 256, "--input-width", 256, "--device", "cpu", "--no-progress",
-                   "--merged-dir", tmp_path / "merged")
+                   "--merged-dir", tmp_path / "merged", "--score", "--score-json", tmp_path / "jf.json")
     assert proc.returncode == 0, proc.stderr
+    # --score after merging: figures equal to scoring the merged folder separately
+    jf = json.loads((tmp_path / "jf.json").read_text())
+    assert set(jf["per_object"]) == {"libby_1", "libby_2"}
+    proc = run_cli("score", "--annotations", ann, "--results", tmp_path / "merged", "--sequences", "libby",
+                   "--json", tmp_path / "jf2.json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "jf2.json").read_text()) == jf
     ref = REFERENCE / "pipeline_two_object_libby"
     diff, count = mean_soft_difference(tmp_path / "per", ref / "per_object")
     assert count == 98 and diff <= 1.0

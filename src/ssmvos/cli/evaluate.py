@@ -27,7 +27,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--merge-mode", choices=["soft", "hard"], default="soft", help="merging rule (default soft)")
     p.add_argument("--zip", help="write a submission archive Annotations/<video>/<frame>.png of the merged masks")
     p.add_argument("--score", action="store_true",
-                   help="score J&F of the merged masks against the split's annotations after merging")
+                   help="score J&F of the merged masks against the split's annotations after merging "
+                   "(skipped, with a note, for splits without per-frame annotations)")
+    p.add_argument("--score-json", metavar="FILE", help="with --score: also write the figures as JSON")
     p.add_argument("--max-batch", type=int, default=16, help="objects per forward pass (default 16)")
     p.add_argument("--num-workers", type=int, default=2, help="threads writing PNGs (default 2)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -55,7 +57,16 @@ def run(args: argparse.Namespace) -> int:
         if args.zip:
             print(f"submission archive: {write_submission_zip(merged, args.zip)}")
         if args.score:
-            from ..evaluation.score import score_split
+            from ..evaluation.report import format_table, write_json
+            from ..evaluation.score import score_folder, split_scoring_plan
 
-            score_split(entries, merged)
+            plan = split_scoring_plan(entries)
+            if plan is None:
+                print("--score: this split has no per-frame annotations (test set); nothing to score")
+            else:
+                annotations, fmt, videos = plan
+                scores = score_folder(annotations, merged, fmt=fmt, sequences=videos)
+                print(format_table(scores))
+                if args.score_json:
+                    print(f"wrote {write_json(scores, args.score_json)}")
     return 0
