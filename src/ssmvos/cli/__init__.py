@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "download": "download",
     "download-data": "download_data",
     "score": "score",
+    "train": "train",
 }
 
 

@@ -71,10 +71,15 @@ def _prepare_video(engine: Engine, tracks: list[ObjectTrack]) -> VideoState:
 
 def evaluate_split(entries: list[dict], engine: Engine, save_dir: str | os.PathLike,
                    merged_dir: str | os.PathLike | None = None, merge_mode: str = "soft",
-                   progress: bool = True, io_workers: int = 2) -> EvaluationStats:
-    """Run ``engine`` over every video of ``entries``; returns totals."""
+                   progress: bool = True, io_workers: int = 2, shard: tuple[int, int] = (0, 1)) -> EvaluationStats:
+    """Run ``engine`` over every video of ``entries``; returns totals.
+
+    ``shard=(rank, world)``: only every world-th video starting at ``rank`` (processes under
+    torchrun split the videos this way; each video's outputs come from one process).
+    """
     check_files(entries)
-    videos = videos_of(entries)
+    rank, world = shard
+    videos = dict(list(videos_of(entries).items())[rank::world])
     save_dir = Path(save_dir)
     stats = EvaluationStats()
     start = time.perf_counter()
