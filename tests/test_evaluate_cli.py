@@ -69,3 +69,36 @@ def test_offline_published_weights_say_what_to_do(tmp_path):
     assert_clean_error(proc, "--weights")
     assert not (tmp_path / "demo").exists()
     assert not list((tmp_path / "home").rglob("*.pt*"))
+
+
+def test_torchrun_shards_videos_and_matches_one_process(tmp_path, weights):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    require_shared(DAVIS16)
+    ann = DAVIS16 / "Annotations" / "480p"
+    entries = (davis_entries("blackswan", ann, [255], frames=3) + davis_entries("car-shadow", ann, [255], frames=3)
+               + davis_entries("libby", ann, [255], frames=3))
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps(entries))
+    args = ["--split", split, "--resume", weights, "--input-height", 224, "--input-width", 224, "--device", "cpu",
+            "--no-progress"]
+    # one thread in every process (torchrun's default), so the arithmetic is the same bit for bit
+    one = run_cli("evaluate", *args, "--save-dir", tmp_path / "one", "--merged-dir", tmp_path / "one_m",
+                  env={"OMP_NUM_THREADS": "1"})
+    assert one.returncode == 0, one.stderr
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533",
+                          "-m", "ssmvos", "evaluate", *map(str, args), "--save-dir", str(tmp_path / "two"),
+                          "--merged-dir", str(tmp_path / "two_m")], env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert two.returncode == 0, two.stderr
+    assert "3 videos, 3 objects, 9 frames" in two.stdout and "2 x cpu" in two.stdout
+    for a, b in (("one", "two"), ("one_m", "two_m")):
+        files = sorted(p.relative_to(tmp_path / a) for p in (tmp_path / a).rglob("*.png"))
+        assert files == sorted(p.relative_to(tmp_path / b) for p in (tmp_path / b).rglob("*.png"))
+        for f in files:
+            assert np.array_equal(read_mask(tmp_path / a / f), read_mask(tmp_path / b / f)), f

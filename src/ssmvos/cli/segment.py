@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import SSMVOSError
     from ..inference.predictor import VideoPredictor
     from ..inference.segment import demo_clip, segment_video
+    from ..inputs import check_input_size
     from ..weights import resolve_weights
 
     if args.demo:
@@ -46,9 +47,8 @@ def run(args: argparse.Namespace) -> int:
         video, mask = args.video or args.frames, args.mask
         if mask is None:
             raise SSMVOSError("--mask is required (the first-frame mask PNG)")
-    if args.input_size < 193:
-        raise SSMVOSError(f"--input-size {args.input_size} is too small: SSM needs at least 193")
     model = load_checkpoint(resolve_weights(args.weights))
+    check_input_size(args.input_size, args.input_size, model.config["keep_topk"])
     predictor = VideoPredictor(model, args.input_size, args.fix_margin, args.device, args.precision, args.max_batch)
     stats = segment_video(predictor, video, mask, args.out, args.overlay, progress=not args.no_progress)
     print(f"segmented {stats.objects} object(s) in {stats.frames} frames in {stats.seconds:.1f} s "

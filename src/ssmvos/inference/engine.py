@@ -22,19 +22,11 @@ import torch
 
 from ..data import geometry
 from ..data.tensors import image_to_tensor, mask_to_tensor
+from ..distributed import resolve_device
 from ..errors import SSMVOSError
 from ..model import SSM, ReferenceEncoding
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """'auto' -> CUDA when available, else CPU; 'cuda' without a GPU is a user error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise SSMVOSError("--device cuda was asked for, but PyTorch sees no CUDA GPU (use --device cpu)")
-    return torch.device(device)
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
