@@ -19,7 +19,8 @@ def add_runtime_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                    help="where to run (default auto: CUDA when available)")
     p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
-                   help="fp32 (faithful, default) or bf16/fp16 autocast (faster; masks agree on >99%% of pixels)")
+                   help="fp32 (faithful to the original, default) or bf16/fp16 autocast: about 3x faster on CPUs with "
+                   "AMX/AVX-512 BF16 and on GPUs, but not faithful (see benchmarks/README.md)")
 
 
 def model_config(args: argparse.Namespace) -> dict:
