@@ -97,8 +97,6 @@ def mean_soft_difference(got_dir: Path, want_dir: Path) -> tuple[float, int]:
 
 def label_agreement(got_dir: Path, want_dir: Path) -> float:
     """Fraction of pixels equal over all same-named label PNGs."""
-    import numpy as np
-
     from ssmvos.data.io import read_mask
 
     wanted = sorted(want_dir.rglob("*.png"))

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from conftest import assert_clean_error, run_cli
 from ssmvos.data.io import read_mask, write_gray_png

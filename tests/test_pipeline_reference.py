@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from conftest import (DAVIS16, REFERENCE, davis_entries, fill_reference_weights, label_agreement,
                       mean_soft_difference, require_shared, run_cli)

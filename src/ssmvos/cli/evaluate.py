@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-from pathlib import Path
 
 from .common import add_model_flags, add_runtime_flags, model_config
 

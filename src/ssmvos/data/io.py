@@ -6,13 +6,13 @@ Writing is atomic (temporary file + rename), so an interrupted run leaves no hal
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from ..atomic import atomic_path
 from ..errors import SSMVOSError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -88,15 +88,8 @@ def object_mask(labels: np.ndarray, object_id: int) -> np.ndarray:
 
 
 def _atomic_save(image: Image.Image, path: Path, **params) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix or ".png", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            image.save(f, format="PNG", **params)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path, suffix=path.suffix or ".png") as tmp:
+        image.save(tmp, format="PNG", **params)
 
 
 def write_palette_png(path: str | os.PathLike, labels: np.ndarray) -> None:

@@ -21,7 +21,6 @@ The numbers equal those of the official DAVIS evaluation code
 from __future__ import annotations
 
 import functools
-import math
 import warnings
 
 import cv2

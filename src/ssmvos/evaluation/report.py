@@ -6,9 +6,9 @@ import io
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 
+from ..atomic import write_text_atomic
 from ..errors import SSMVOSError
 from .score import GLOBAL_KEYS, OBJECT_KEYS
 
@@ -40,23 +40,12 @@ def format_table(scores: dict, per_object: bool = True) -> str:
 
 
 def _atomic_write(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` via a temp file in the same folder and a rename."""
+    """Write ``text`` to ``path`` atomically; its folder must exist (a typo is not created)."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise SSMVOSError(f"cannot write {path}: folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
+    return write_text_atomic(path, text)
 
 
 def _json_ready(value):

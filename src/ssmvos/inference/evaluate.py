@@ -8,7 +8,6 @@ image folder (frames before any object appears are background), and a zip for su
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 import zipfile
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ..atomic import atomic_path
 from ..data.io import list_frames, object_mask, read_mask, write_gray_png, write_palette_png
 from ..data.splits import ObjectTrack, check_files, group_tracks
 from ..errors import SSMVOSError
@@ -126,15 +126,8 @@ def _fill_background_frames(tracks: list[ObjectTrack], state: VideoState, out: P
 def write_submission_zip(merged_dir: str | os.PathLike, zip_path: str | os.PathLike) -> Path:
     """Zip ``<merged_dir>/<video>/<frame>.png`` as ``Annotations/<video>/<frame>.png`` (atomically)."""
     merged_dir, zip_path = Path(merged_dir), Path(zip_path)
-    zip_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{zip_path.name}.", suffix=".tmp", dir=zip_path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(zip_path) as tmp:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
             for png in sorted(merged_dir.glob("*/*.png")):
                 zf.write(png, f"Annotations/{png.parent.name}/{png.name}")
-        os.replace(tmp, zip_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return zip_path
