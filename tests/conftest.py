@@ -71,3 +71,35 @@ def assert_clean_error(proc: subprocess.CompletedProcess, *needles: str) -> None
     last = lines[-1]
     for needle in needles:
         assert needle in last, f"{needle!r} not in {last!r}"
+
+
+def davis_entries(video: str, annotations: Path, object_ids: list[int], frames: int | None = None,
+                  images: Path | None = None) -> list[dict]:
+    """Split entries (the original's format) for one DAVIS-layout video, built by hand."""
+    images = images or DAVIS16 / "JPEGImages" / "480p"
+    imgs = sorted((images / video).glob("*.jpg"))[:frames]
+    anns = sorted((annotations / video).glob("*.png"))[: len(imgs)]
+    return [dict(image_path=str(i), mask_path=str(a), video_name=video, num_frames=len(imgs), frame_index=t,
+                 object_index=o) for o in object_ids for t, (i, a) in enumerate(zip(imgs, anns))]
+
+
+def mean_soft_difference(got_dir: Path, want_dir: Path) -> tuple[float, int]:
+    """Mean |difference| (in 0..255 levels, over all pixels) of same-named PNGs; and their count."""
+    import numpy as np
+
+    from ssmvos.data.io import read_mask
+
+    wanted = sorted(want_dir.rglob("*.png"))
+    diffs = [np.abs(read_mask(got_dir / p.relative_to(want_dir)).astype(np.float64) - read_mask(p)).mean()
+             for p in wanted]
+    return float(np.mean(diffs)), len(wanted)
+
+
+def label_agreement(got_dir: Path, want_dir: Path) -> float:
+    """Fraction of pixels equal over all same-named label PNGs."""
+    from ssmvos.data.io import read_mask
+
+    wanted = sorted(want_dir.rglob("*.png"))
+    equal = sum(int((read_mask(got_dir / p.relative_to(want_dir)) == read_mask(p)).sum()) for p in wanted)
+    total = sum(read_mask(p).size for p in wanted)
+    return equal / total

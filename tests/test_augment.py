@@ -1,11 +1,13 @@
 """Training augmentations: geometry stays aligned, draws are reproducible, heat maps behave."""
 from __future__ import annotations
 
+from dataclasses import astuple
+
 import numpy as np
 import pytest
 
 from ssmvos.data import augment as A
-from ssmvos.data.geometry import CropBox, resize_image
+from ssmvos.data.geometry import CropBox, crop, mask_box, resize_image, resize_mask
 
 RED = np.array([250, 10, 10], dtype=np.uint8)
 
@@ -176,3 +178,34 @@ def test_heatmap_jitter_is_random_but_reproducible_and_empty_stays_empty():
     assert not np.array_equal(a, A.heatmap(np.random.default_rng(2), mask))
     empty = A.heatmap(np.random.default_rng(1), np.zeros((20, 30), np.float32))
     assert empty.shape == (20, 30) and not empty.any()
+
+
+def reference_apply(image, mask, bounding, params, height, width):
+    """The original's order of operations, whole frames: flip, rotate, threshold, mask_box, crop, resize."""
+    if params.flip:
+        image, mask, bounding = A.hflip(image), A.hflip(mask), A.hflip(bounding)
+    image, mask, bounding = (A.rotate_bound(image, params.angle), A.rotate_mask(mask, params.angle),
+                             A.rotate_mask(bounding, params.angle))
+    box = mask_box(bounding, params.margins)
+    return (resize_image(crop(image, box), height, width), resize_mask(crop(mask, box), height, width),
+            resize_mask(crop(bounding, box), height, width), box)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_fast_path_equals_rotating_whole_frames(seed):
+    rng = np.random.default_rng(100 + seed)
+    image, mask = painted_scene(seed)
+    bounding = np.roll(mask, (int(rng.integers(-15, 15)), int(rng.integers(-30, 30))), axis=(0, 1))
+    if seed == 0:
+        bounding[:] = 0  # empty bounding mask: whole canvas
+    if seed == 1:
+        bounding = np.zeros_like(mask)
+        bounding[0:3, 150:160] = 1  # at the corner, partly rotated off the source frame
+    params = A.draw_params(rng, 0.5, 45.0, 0.0, 1.0)
+    got = A.apply_params(image, mask, bounding, params, 64, 80)
+    want_img, want_mask, want_bound, want_box = reference_apply(image, mask, bounding, params, 64, 80)
+    assert max(abs(a - b) for a, b in zip(astuple(got.box), astuple(want_box))) <= 1
+    if got.box == want_box:
+        assert np.abs(got.image.astype(int) - want_img).mean() < 0.5
+        assert (got.mask == want_mask).mean() > 0.995
+        assert (got.bounding_mask == want_bound).mean() > 0.995

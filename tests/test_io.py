@@ -125,3 +125,13 @@ def test_real_davis_frame_and_annotation():
     mask = read_mask(DAVIS16 / "Annotations" / "480p" / "blackswan" / "00000.png")
     assert img.shape == (480, 854, 3) and img.dtype == np.uint8
     assert mask.shape == (480, 854) and set(np.unique(mask)) == {0, 255}
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_jpeg_frames_decode_to_the_same_pixels_as_pillow(tmp_path, mode):
+    rgb = np.random.default_rng(1).integers(0, 256, (24, 40, 3), dtype=np.uint8)
+    path = tmp_path / "f.jpg"
+    Image.fromarray(rgb).convert(mode).save(path, quality=90)
+    with Image.open(path) as im:
+        want = np.asarray(im.convert("RGB"))
+    np.testing.assert_array_equal(read_frame(path), want)

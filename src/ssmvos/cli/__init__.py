@@ -14,6 +14,12 @@ from ..errors import SSMVOSError
 #: Subcommand name -> module in this package (imported only when needed).
 COMMANDS: dict[str, str] = {
     "index": "index",
+    "evaluate": "evaluate",
+    "merge": "merge",
+    "segment": "segment",
+    "download": "download",
+    "download-data": "download_data",
+    "score": "score",
     "train": "train",
 }
 

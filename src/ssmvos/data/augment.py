@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .geometry import CropBox, Margins, crop, mask_box, resize_image, resize_mask
+from .geometry import CropBox, Margins, crop, grow_rect, resize_image, resize_mask
 
 #: Robust standard deviation of a normal distribution from its median absolute deviation.
 MAD_TO_STD = 1.4826
@@ -106,25 +106,76 @@ class Augmented:
     box: CropBox
 
 
+def _warp_box(array: np.ndarray, m: np.ndarray, box: CropBox, canvas: tuple[int, int]) -> np.ndarray:
+    """``crop(warpAffine(array, m, canvas), box)``, warping only the part of the box on the canvas."""
+    out = np.zeros((box.height, box.width, *array.shape[2:]), dtype=array.dtype)
+    (cy, cx), (fy, fx) = box.overlap(*canvas)
+    if fy.stop > fy.start and fx.stop > fx.start:
+        shifted = m.copy()
+        shifted[:, 2] -= (fx.start, fy.start)
+        part = cv2.warpAffine(array, shifted, (fx.stop - fx.start, fy.stop - fy.start), flags=cv2.INTER_LINEAR)
+        out[cy, cx] = part.reshape(out[cy, cx].shape)
+    return out
+
+
+def _warp_support(mask: np.ndarray, m: np.ndarray, canvas: tuple[int, int]) -> tuple[np.ndarray, CropBox] | None:
+    """The rotated, re-thresholded mask over the canvas region that can be nonzero.
+
+    Returns (float32 {0, 1} region, region box on the canvas); None for an empty mask. Outside
+    the region the full warp is exactly zero (bilinear support reaches < 1 px beyond the
+    mask's nonzero pixels; one more pixel is kept for OpenCV's fixed-point coordinates).
+    """
+    x, y, w, h = cv2.boundingRect((mask != 0).view(np.uint8))
+    if w == 0 or h == 0:
+        return None
+    corners = np.array([[x - 1, y - 1, 1], [x + w, y - 1, 1], [x - 1, y + h, 1], [x + w, y + h, 1]], np.float64)
+    pts = corners @ m.T
+    lo, hi = np.floor(pts.min(axis=0)) - 1, np.ceil(pts.max(axis=0)) + 2
+    region = CropBox(max(int(lo[0]), 0), max(int(lo[1]), 0), min(int(hi[0]), canvas[1]), min(int(hi[1]), canvas[0]))
+    if region.width <= 0 or region.height <= 0:
+        return None
+    part = _warp_box(mask, m, region, canvas)
+    return cv2.threshold(part, 0.5, 1.0, cv2.THRESH_BINARY)[1], region
+
+
+def _crop_support(support: tuple[np.ndarray, CropBox] | None, box: CropBox) -> np.ndarray:
+    """Crop ``box`` (canvas coordinates) from a mask known only on its support region."""
+    if support is None:
+        return np.zeros((box.height, box.width), np.float32)
+    part, region = support
+    return crop(part, CropBox(box.x1 - region.x1, box.y1 - region.y1, box.x2 - region.x1, box.y2 - region.y1))
+
+
 def apply_params(image: np.ndarray, mask: np.ndarray, bounding_mask: np.ndarray | None, params: AugmentParams,
                  height: int, width: int) -> Augmented:
     """Flip, rotate, crop around the bounding mask, resize — the same geometry for all three.
 
     ``image`` H×W×3 uint8, ``mask`` and ``bounding_mask`` H×W float; ``bounding_mask=None``
     means "the mask itself" (the reference case) and saves work. The crop box is
-    :func:`geometry.mask_box` of the rotated, re-thresholded bounding mask with
-    ``params.margins``; outside the rotated canvas the crop is zero-padded.
+    :func:`geometry.grow_rect` (= :func:`geometry.mask_box`) of the rotated, re-thresholded
+    bounding mask with ``params.margins``; outside the rotated canvas the crop is zero.
+
+    Equivalent to rotating the whole frame (:func:`rotate_bound`, :func:`rotate_mask`) then
+    cropping, but only the crop of the image and the neighbourhood of each mask are warped;
+    the results agree up to OpenCV's 1/1024-px fixed-point coordinate rounding.
     """
-    masks = [mask] if bounding_mask is None else [mask, bounding_mask]
+    masks = [np.asarray(m, dtype=np.float32) for m in ([mask] if bounding_mask is None else [mask, bounding_mask])]
     if params.flip:
         image, masks = hflip(image), [hflip(m) for m in masks]
-    # one channel at a time: OpenCV's float warp/resize of 2-channel arrays is far slower
-    image = rotate_bound(image, params.angle)
-    masks = [rotate_mask(m, params.angle) for m in masks]
-    box = mask_box(masks[-1], params.margins)
-    image = resize_image(crop(image, box), height, width)
-    masks = [resize_mask(crop(m, box), height, width) for m in masks]
-    return Augmented(image, masks[0], masks[-1], box)
+    m, canvas = rotation_matrix(*image.shape[:2], params.angle)
+    supports = [_warp_support(mask, m, canvas) for mask in masks]
+    support, bounding_support = supports[0], supports[-1]
+    box = CropBox.whole(*canvas)  # an empty bounding mask: the whole canvas
+    if bounding_support is not None:
+        part, region = bounding_support
+        x, y, w, h = cv2.boundingRect((part != 0).view(np.uint8))
+        if w:
+            box = grow_rect((x + region.x1, y + region.y1, w, h), params.margins, *canvas)
+    image = resize_image(_warp_box(np.ascontiguousarray(image), m, box, canvas), height, width)
+    out_mask = resize_mask(_crop_support(support, box), height, width)
+    if bounding_mask is None:
+        return Augmented(image, out_mask, out_mask, box)
+    return Augmented(image, out_mask, resize_mask(_crop_support(bounding_support, box), height, width), box)
 
 
 def augment(rng: np.random.Generator, image: np.ndarray, mask: np.ndarray, bounding_mask: np.ndarray | None,
@@ -184,7 +235,8 @@ def gaussian_map(shape: tuple[int, int], centre: np.ndarray, std: np.ndarray) ->
     h, w = shape
     gx = np.exp(-0.5 * ((np.arange(w) - centre[0]) / std[0]) ** 2).astype(np.float32)
     gy = np.exp(-0.5 * ((np.arange(h) - centre[1]) / std[1]) ** 2).astype(np.float32)
-    return np.clip(np.outer(gy, gx), 0.0, 1.0)
+    out = np.outer(gy, gx)
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
 def heatmap(rng: np.random.Generator, mask: np.ndarray, center_perturb: float = 0.2,

@@ -72,6 +72,22 @@ def _all_zero(mask: np.ndarray) -> bool:
     return -1e-8 <= float(a.min()) and float(a.max()) <= 1e-8
 
 
+def grow_rect(rect: tuple[int, int, int, int], margins: float | Margins, height: int, width: int) -> CropBox:
+    """Crop box of an OpenCV rect (x, y, w, h) in an H×W frame, grown by ``margins``.
+
+    ``margins`` is one fraction for all sides or (left, right, top, bottom). The grown box is
+    used only if wider AND taller than 5 px (else the whole frame), cast to int32 (truncation
+    toward zero).
+    """
+    x, y, bw, bh = rect
+    left, right, top, bottom = (margins,) * 4 if isinstance(margins, (int, float)) else margins
+    x1, x2 = x - bw * left, x + bw + bw * right
+    y1, y2 = y - bh * top, y + bh + bh * bottom
+    if x2 - x1 > MIN_BOX_SIZE and y2 - y1 > MIN_BOX_SIZE:
+        return CropBox(*(int(v) for v in np.array([x1, y1, x2, y2], dtype=np.int32)))
+    return CropBox.whole(height, width)
+
+
 def mask_box(mask: np.ndarray, margins: float | Margins) -> CropBox:
     """Crop box around the nonzero pixels of an H×W mask, grown by ``margins``.
 
@@ -80,15 +96,9 @@ def mask_box(mask: np.ndarray, margins: float | Margins) -> CropBox:
     count), and falls back to the whole frame for an empty mask or a too-small box.
     """
     h, w = mask.shape[:2]
-    left, right, top, bottom = (margins,) * 4 if isinstance(margins, (int, float)) else margins
     if _all_zero(mask):
         return CropBox.whole(h, w)
-    x, y, bw, bh = cv2.boundingRect(np.ascontiguousarray(mask, dtype=np.uint8))
-    x1, x2 = x - bw * left, x + bw + bw * right
-    y1, y2 = y - bh * top, y + bh + bh * bottom
-    if x2 - x1 > MIN_BOX_SIZE and y2 - y1 > MIN_BOX_SIZE:
-        return CropBox(*(int(v) for v in np.array([x1, y1, x2, y2], dtype=np.int32)))
-    return CropBox.whole(h, w)
+    return grow_rect(cv2.boundingRect(np.ascontiguousarray(mask, dtype=np.uint8)), margins, h, w)
 
 
 def crop(array: np.ndarray, box: CropBox) -> np.ndarray:

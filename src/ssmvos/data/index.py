@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import write_json_atomic
 from ..errors import SSMVOSError
 from .io import read_mask
 
@@ -215,16 +215,7 @@ def index_split(spec: SplitSpec, root: str | os.PathLike, notes: Callable[[str],
 
 def write_split(path: str | os.PathLike, entries: list[dict]) -> None:
     """Write a split file atomically (temporary file + rename), indented like the original."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".json", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(entries, f, indent=4)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_json_atomic(path, entries, indent=4)
 
 
 def default_roots(datasets_root: str | os.PathLike) -> dict[str, Path]:

@@ -85,31 +85,42 @@ class SSM(nn.Module):
         group_feats, global_feats = self.pixel_corr.self_structure.reference_parts(x4)
         return ReferenceEncoding(x5, x4, fg, group_feats, global_feats)
 
-    def segment(self, ref: ReferenceEncoding, cur_img: Tensor, prev_mask: Tensor) -> tuple[Tensor, Tensor]:
-        """The current-frame part: cur_img N×3×H×W, prev_mask N×1×H×W -> two N×2×H×W logits."""
+    def encode_current(self, cur_img: Tensor, prev_mask: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Encoder on the current pair: -> (x5, x4, x3, x2) at strides 32, 16, 8, 4."""
         size = cur_img.shape[-2:]
         if size[0] < MIN_INPUT_HEIGHT:
             raise ValueError(f"input height {size[0]} is too small: SSM needs at least {MIN_INPUT_HEIGHT} px "
                              "(the GCB's 7×1 convolution on the stride-32 features)")
-        cur_x5, cur_x4, cur_x3, cur_x2, _ = self.encoder(torch.cat([cur_img, prev_mask], dim=1))
+        x5, x4, x3, x2, _ = self.encoder(torch.cat([cur_img, prev_mask], dim=1))
+        return x5, x4, x3, x2
 
+    def match(self, ref: ReferenceEncoding, cur_x4: Tensor) -> tuple[Tensor, Tensor]:
+        """Pixel similarity: cur_x4 N×1024×h×w -> (pixel map N×C×h×w, struct logits N×2×h×w)."""
+        return self.pixel_corr(cur_x4, ref.x4, ref.fg, ref.group_feats, ref.global_feats)
+
+    def decode(self, ref: ReferenceEncoding, cur: tuple[Tensor, Tensor, Tensor, Tensor], pixel_map: Tensor) -> Tensor:
+        """GCB on [ref x5, cur x5], then refinement at strides 16, 8, 4 -> N×2×(H/4)×(W/4) logits."""
+        cur_x5, cur_x4, cur_x3, cur_x2 = cur
         ref_x5 = ref.x5
         if ref_x5.shape[-2:] != cur_x5.shape[-2:]:
             ref_x5 = F.interpolate(ref_x5, cur_x5.shape[-2:], mode="bilinear", align_corners=False)
         x = self.GCB(torch.cat([ref_x5, cur_x5], dim=1))
-
-        pixel_map, struct_logits = self.pixel_corr(cur_x4, ref.x4, ref.fg, ref.group_feats, ref.global_feats)
         low4 = torch.cat([cur_x4, pixel_map], dim=1)
         pixel_map = F.interpolate(pixel_map, cur_x3.shape[-2:], mode="nearest")
         low3 = torch.cat([cur_x3, pixel_map], dim=1)
         pixel_map = F.interpolate(pixel_map, cur_x2.shape[-2:], mode="nearest")
         low2 = torch.cat([cur_x2, pixel_map], dim=1)
-
         x = self.RM1(x, low4)
         x = self.RM2(x, low3)
         x = self.RM3(x, low2)
-        x = self.classifier(self.dropout2d(x))
+        return self.classifier(self.dropout2d(x))
 
+    def segment(self, ref: ReferenceEncoding, cur_img: Tensor, prev_mask: Tensor) -> tuple[Tensor, Tensor]:
+        """The current-frame part: cur_img N×3×H×W, prev_mask N×1×H×W -> two N×2×H×W logits."""
+        size = cur_img.shape[-2:]
+        cur = self.encode_current(cur_img, prev_mask)
+        pixel_map, struct_logits = self.match(ref, cur[1])
+        x = self.decode(ref, cur, pixel_map)
         logits = F.interpolate(x, size, mode="bilinear", align_corners=False)
         struct_logits = F.interpolate(struct_logits, size, mode="bilinear", align_corners=False)
         return logits, struct_logits

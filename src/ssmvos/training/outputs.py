@@ -1,15 +1,12 @@
 """The run folder, as the original lays it out: args.json, logs/train.log, board/, checkpoints/."""
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 #: The original's log line format and date format.
 LOG_FORMAT = "[%(asctime)s %(filename)s#%(lineno)3d] %(message)s"
@@ -27,19 +24,6 @@ def run_paths(model_dir: str | os.PathLike) -> dict[str, Path]:
 def checkpoint_path(model_dir: str | os.PathLike, global_step: int) -> Path:
     """``<model_dir>/checkpoints/<global_step>.pt``, the original's name."""
     return run_paths(model_dir)["checkpoints"] / f"{global_step}.pt"
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write ``data`` as indented JSON via a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=4)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @contextmanager

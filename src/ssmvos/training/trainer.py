@@ -30,9 +30,10 @@ from ..checkpoint import Checkpoint, check_state_dict, read_checkpoint, save_che
 from ..errors import SSMVOSError
 from ..model import SSM
 from .config import TrainConfig, check_config
-from .distributed import (DistContext, all_gather_objects, all_reduce_sum, init_process_group, planned_context,
+from ..distributed import (DistContext, all_gather_objects, all_reduce_sum, init_process_group, planned_context,
                           raise_if_any_failed, shutdown)
-from .outputs import checkpoint_path, run_paths, train_logger, write_json_atomic
+from ..atomic import write_json_atomic
+from .outputs import checkpoint_path, run_paths, train_logger
 from .state import ResumableSampler, capture_rng_state, loader_generator, restore_rng_state, seed_everything
 
 #: Weight of the structure branch's loss, as in the original.

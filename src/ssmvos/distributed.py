@@ -13,7 +13,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from ..errors import SSMVOSError
+from .errors import SSMVOSError
 
 
 @dataclass(frozen=True)

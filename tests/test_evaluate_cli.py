@@ -1,0 +1,104 @@
+"""`ssmvos evaluate` bad inputs, and the README's main job (`segment --demo`) with a local file."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import DAVIS16, assert_clean_error, davis_entries, fill_reference_weights, require_shared, run_cli
+from ssmvos import SSM, save_checkpoint
+from ssmvos.data.io import read_mask
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    model = SSM()
+    fill_reference_weights(model)
+    return save_checkpoint(tmp_path_factory.mktemp("w") / "ref.pt", model.state_dict(), 7)
+
+
+@pytest.fixture()
+def split(tmp_path):
+    require_shared(DAVIS16)
+    path = tmp_path / "split.json"
+    path.write_text(json.dumps(davis_entries("blackswan", DAVIS16 / "Annotations" / "480p", [255], frames=3)))
+    return path
+
+
+def _evaluate(split, resume, save_dir, *extra):
+    return run_cli("evaluate", "--split", split, "--resume", resume, "--save-dir", save_dir,
+                   "--input-height", 224, "--input-width", 224, "--device", "cpu", "--no-progress", *extra)
+
+
+def test_evaluate_bad_inputs(tmp_path, split, weights):
+    out = tmp_path / "out"
+    assert_clean_error(_evaluate(tmp_path / "missing.json", weights, out), "missing.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    assert_clean_error(_evaluate(tmp_path / "bad.json", weights, out), "bad.json")
+    (tmp_path / "empty.json").write_text("[]")
+    assert_clean_error(_evaluate(tmp_path / "empty.json", weights, out), "empty.json")
+    assert_clean_error(_evaluate(split, tmp_path / "nope.pt", out), "nope.pt")
+    (tmp_path / "text.pt").write_text("not a checkpoint")
+    assert_clean_error(_evaluate(split, tmp_path / "text.pt", out), "text.pt")
+    assert_clean_error(_evaluate(split, weights, out, "--encoder", "resnet101"), "does not fit")
+    proc = run_cli("evaluate", "--split", split, "--resume", weights, "--save-dir", out, "--input-height", 128,
+                   "--device", "cpu")
+    assert_clean_error(proc, "128")
+    entries = json.loads(split.read_text())
+    entries[1]["image_path"] += ".gone"
+    (tmp_path / "gone.json").write_text(json.dumps(entries))
+    assert_clean_error(_evaluate(tmp_path / "gone.json", weights, out), ".gone")
+    assert not out.exists()
+
+
+def test_readme_main_job_runs_the_bundled_demo_with_a_local_file(tmp_path, weights):
+    proc = run_cli("segment", "--demo", "--out", tmp_path / "demo", "--overlay", tmp_path / "demo" / "overlay.mp4",
+                   "--weights", weights, "--input-size", 224, "--device", "cpu", "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    pngs = sorted((tmp_path / "demo").glob("*.png"))
+    assert len(pngs) == 30
+    assert read_mask(pngs[0]).shape == (480, 854)
+    assert np.array_equal(read_mask(pngs[0]) > 0, read_mask(pngs[0]) == 1)
+    assert (tmp_path / "demo" / "overlay.mp4").stat().st_size > 0
+
+
+def test_offline_published_weights_say_what_to_do(tmp_path):
+    proc = run_cli("segment", "--demo", "--out", tmp_path / "demo", "--device", "cpu",
+                   env={"SSMVOS_HOME": str(tmp_path / "home"), "SSMVOS_WEIGHTS_URL": "http://127.0.0.1:9/"})
+    assert_clean_error(proc, "--weights")
+    assert not (tmp_path / "demo").exists()
+    assert not list((tmp_path / "home").rglob("*.pt*"))
+
+
+def test_torchrun_shards_videos_and_matches_one_process(tmp_path, weights):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    require_shared(DAVIS16)
+    ann = DAVIS16 / "Annotations" / "480p"
+    entries = (davis_entries("blackswan", ann, [255], frames=3) + davis_entries("car-shadow", ann, [255], frames=3)
+               + davis_entries("libby", ann, [255], frames=3))
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps(entries))
+    args = ["--split", split, "--resume", weights, "--input-height", 224, "--input-width", 224, "--device", "cpu",
+            "--no-progress"]
+    # one thread in every process (torchrun's default), so the arithmetic is the same bit for bit
+    one = run_cli("evaluate", *args, "--save-dir", tmp_path / "one", "--merged-dir", tmp_path / "one_m",
+                  env={"OMP_NUM_THREADS": "1"})
+    assert one.returncode == 0, one.stderr
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533",
+                          "-m", "ssmvos", "evaluate", *map(str, args), "--save-dir", str(tmp_path / "two"),
+                          "--merged-dir", str(tmp_path / "two_m")], env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert two.returncode == 0, two.stderr
+    assert "3 videos, 3 objects, 9 frames" in two.stdout and "2 x cpu" in two.stdout
+    for a, b in (("one", "two"), ("one_m", "two_m")):
+        files = sorted(p.relative_to(tmp_path / a) for p in (tmp_path / a).rglob("*.png"))
+        assert files == sorted(p.relative_to(tmp_path / b) for p in (tmp_path / b).rglob("*.png"))
+        for f in files:
+            assert np.array_equal(read_mask(tmp_path / a / f), read_mask(tmp_path / b / f)), f

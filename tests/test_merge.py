@@ -1,0 +1,51 @@
+"""Merging per-object soft masks: the original's rules, by hand."""
+from __future__ import annotations
+
+import numpy as np
+
+from conftest import assert_clean_error, run_cli
+from ssmvos.data.io import read_mask, write_gray_png
+from ssmvos.inference.merge import merge_folder, merge_frame
+
+
+def test_soft_and_hard_rules_by_hand():
+    a = np.array([[200, 100, 0]], np.uint8)
+    b = np.array([[100, 120, 0]], np.uint8)
+    # pixel 0: p=(.784,.392) bg soft=(1-.784)(1-.392)=.131 -> object 3; pixel 1: p=(.392,.471)
+    # bg soft = .608*.529 = .322 < .471 -> object 7; hard bg = min(.608,.529)=.529 > .471 -> background
+    assert merge_frame([3, 7], [a, b], "soft").tolist() == [[3, 7, 0]]
+    assert merge_frame([3, 7], [a, b], "hard").tolist() == [[3, 0, 0]]
+
+
+def test_ties_background_first_then_higher_id():
+    half = np.full((1, 1), 128, np.uint8)  # p = .502, soft bg = .498*.498 -> objects tie
+    assert merge_frame([1, 2], [half, half]).item() == 2
+    assert merge_frame([2, 1], [half, half]).item() == 2
+    one = np.full((1, 1), 255, np.uint8)
+    zero = np.zeros((1, 1), np.uint8)
+    assert merge_frame([5], [zero]).item() == 0  # bg 1 vs p 0
+    assert merge_frame([4, 9], [one, one]).item() == 9
+
+
+def test_merge_folder_skips_missing_object_frames(tmp_path):
+    inp, out = tmp_path / "in", tmp_path / "out"
+    write_gray_png(inp / "v" / "1" / "00000.png", np.full((2, 2), 255, np.uint8))
+    write_gray_png(inp / "v" / "2" / "00000.png", np.zeros((2, 2), np.uint8))
+    write_gray_png(inp / "v" / "2" / "00001.png", np.full((2, 2), 255, np.uint8))
+    assert merge_folder(inp, out, progress=False) == 2
+    assert read_mask(out / "v" / "00000.png").tolist() == [[1, 1], [1, 1]]
+    assert read_mask(out / "v" / "00001.png").tolist() == [[2, 2], [2, 2]]
+
+
+def test_merge_cli_and_its_errors(tmp_path):
+    inp = tmp_path / "in"
+    write_gray_png(inp / "v" / "255" / "00000.png", np.full((3, 3), 200, np.uint8))
+    proc = run_cli("merge", "-i", inp, "-o", tmp_path / "out", "--mode", "hard")
+    assert proc.returncode == 0, proc.stderr
+    assert read_mask(tmp_path / "out" / "v" / "00000.png").max() == 255
+    assert_clean_error(run_cli("merge", "-i", tmp_path / "missing", "-o", tmp_path / "o2"), "not found")
+    write_gray_png(inp / "v" / "abc" / "00000.png", np.zeros((3, 3), np.uint8))
+    assert_clean_error(run_cli("merge", "-i", inp, "-o", tmp_path / "o3"), "abc")
+    write_gray_png(tmp_path / "in2" / "v" / "1" / "00000.png", np.zeros((3, 3), np.uint8))
+    write_gray_png(tmp_path / "in2" / "v" / "2" / "00000.png", np.zeros((4, 3), np.uint8))
+    assert_clean_error(run_cli("merge", "-i", tmp_path / "in2", "-o", tmp_path / "o4"), "00000.png")
