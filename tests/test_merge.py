@@ -49,3 +49,17 @@ def test_merge_cli_and_its_errors(tmp_path):
     write_gray_png(tmp_path / "in2" / "v" / "1" / "00000.png", np.zeros((3, 3), np.uint8))
     write_gray_png(tmp_path / "in2" / "v" / "2" / "00000.png", np.zeros((4, 3), np.uint8))
     assert_clean_error(run_cli("merge", "-i", tmp_path / "in2", "-o", tmp_path / "o4"), "00000.png")
+
+
+def test_output_into_a_closed_pipe_ends_without_a_traceback():
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.run(f"{sys.executable} -m ssmvos download-data youtube | head -1", shell=True, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.stdout.strip().startswith("YouTube-VOS")
+    assert "Traceback" not in proc.stderr, proc.stderr
