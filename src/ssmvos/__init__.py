@@ -4,6 +4,7 @@ Importing the package does no work beyond defining names: no downloads, no CUDA 
 """
 from .checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from .errors import SSMVOSError
+from .inference.predictor import VideoPredictor
 from .model import SSM, ReferenceEncoding
 
 __version__ = "0.1.0"
@@ -12,6 +13,7 @@ __all__ = [
     "SSM",
     "ReferenceEncoding",
     "SSMVOSError",
+    "VideoPredictor",
     "load_checkpoint",
     "read_checkpoint",
     "save_checkpoint",

@@ -60,7 +60,7 @@ class SSM(nn.Module):
     (H/16)·(W/16) must hold at least keep_topk positions.
 
     Building the network downloads nothing; the encoder starts random (see
-    ``ssmvos.pretrained`` for ImageNet initialisation).
+    ``ssmvos.weights.init_encoder_from_imagenet`` for ImageNet initialisation).
     """
 
     def __init__(self, encoder: str = "resnet50", matching: str = "conv", keep_topk: int = 32):
