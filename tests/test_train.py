@@ -6,6 +6,7 @@ few frames of two DAVIS 2016 sequences, indexed by ``ssmvos index``.
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from conftest import DAVIS16, ROOT, assert_clean_error, require_shared, run_cli
-from ssmvos import SSM
+from ssmvos import SSM, SSMVOSError
 from ssmvos.training import TrainConfig, intersection_union, iou_from, segmentation_loss, train
 from ssmvos.training.state import ResumableSampler
 from ssmvos.training.trainer import parameter_groups
@@ -261,3 +262,37 @@ def test_bad_input_fails_cleanly_before_any_work(case, split_file, tmp_path):
     assert_clean_error(proc, "ssmvos train: error:", *needles)
     if case != "model dir is a file":
         assert not model_dir.exists()  # nothing was started
+
+
+def test_imagenet_init_is_the_default_and_its_failure_writes_nothing(split_file, tmp_path, monkeypatch):
+    import ssmvos.weights
+
+    calls = []
+
+    def offline(model, generator=None):
+        calls.append(model.config["encoder"])
+        raise SSMVOSError("ImageNet weights could not be fetched (offline)")
+
+    monkeypatch.setattr(ssmvos.weights, "init_encoder_from_imagenet", offline)
+    config = TrainConfig(model_dir=str(tmp_path / "run"), split=str(split_file), input_height=224, input_width=64,
+                         keep_topk=8, batch_size=2, num_workers=0, device="cpu", max_steps=1)
+    with pytest.raises(SSMVOSError, match="offline"):
+        train(config)
+    assert calls == ["resnet50"]
+    assert not (tmp_path / "run").exists()
+
+
+def test_bf16_autocast_step_keeps_fp32_weights(split_file, tmp_path):
+    config = TrainConfig(model_dir=str(tmp_path / "run"), split=str(split_file), input_height=224, input_width=64,
+                         keep_topk=8, batch_size=2, num_workers=0, pretrained=False, device="cpu",
+                         precision="bf16", max_steps=1, save_step=1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        summary = train(config)
+    finally:
+        torch.set_num_threads(threads)
+    assert summary.global_step == 1 and all(map(math.isfinite, summary.losses))
+    ckpt = load(tmp_path / "run" / "checkpoints" / "0.pt")
+    assert {v.dtype for v in ckpt["model_dict"].values()} <= {torch.float32, torch.int64}
+    assert ckpt["train_state"]["grad_scaler"] is None  # the scaler is for fp16 only

@@ -26,13 +26,12 @@ from torch.optim.lr_scheduler import StepLR
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from ..atomic import write_json_atomic
 from ..checkpoint import Checkpoint, check_state_dict, read_checkpoint, save_checkpoint
+from ..distributed import DistContext, all_gather_objects, all_reduce_sum, init_process_group, planned_context, shutdown
 from ..errors import SSMVOSError
 from ..model import SSM
 from .config import TrainConfig, check_config
-from ..distributed import (DistContext, all_gather_objects, all_reduce_sum, init_process_group, planned_context,
-                          raise_if_any_failed, shutdown)
-from ..atomic import write_json_atomic
 from .outputs import checkpoint_path, run_paths, train_logger
 from .state import ResumableSampler, capture_rng_state, loader_generator, restore_rng_state, seed_everything
 
@@ -127,11 +126,8 @@ def build_model(config: TrainConfig, resume: Checkpoint | None) -> SSM:
 
 def imagenet_init(model: SSM, seed: int) -> None:
     """ImageNet weights into the encoder (4th conv1 channel from a generator seeded with ``seed``)."""
-    try:
-        from ..weights import init_encoder_from_imagenet
-    except ImportError:
-        raise SSMVOSError("ImageNet initialisation is not available in this installation (no ssmvos.weights); "
-                          "train with --no-pretrained or --resume CHECKPOINT") from None
+    from ..weights import init_encoder_from_imagenet
+
     init_encoder_from_imagenet(model, torch.Generator().manual_seed(seed))
 
 
@@ -149,15 +145,6 @@ class Trainer:
         self.device = ctx.device
         self.paths = run_paths(config.model_dir)
         self.per_rank_batch = config.batch_size // ctx.world_size
-
-        if resume is None and config.pretrained:
-            error = None
-            if ctx.is_main:  # the others receive rank 0's weights when DDP is built
-                try:
-                    imagenet_init(model, config.seed)
-                except SSMVOSError as exc:
-                    error = str(exc)
-            raise_if_any_failed(ctx, error)
 
         self.model = model.to(self.device)
         if config.channels_last:
@@ -289,6 +276,9 @@ class Trainer:
         log.info("training on %s, %d process(es), global batch %d (%d per process), precision %s, %d samples, "
                  "%d loader workers per process", self.device, ctx.world_size, cfg.batch_size, self.per_rank_batch,
                  cfg.precision, len(self.dataset), self.num_workers)
+        if cfg.precision == "fp16" and self.device.type == "cpu":
+            log.warning("--precision fp16 on the CPU: PyTorch has few fast fp16 CPU kernels (here a step took ~20x "
+                        "the fp32 time) and fp16 overflows on large logits; --precision bf16 is the fast CPU choice")
         if self.num_workers < cfg.num_workers:
             log.info("num_workers %d capped to %d (the CPUs available per process)", cfg.num_workers,
                      self.num_workers)
@@ -378,6 +368,11 @@ def train(config: TrainConfig, dataset: Dataset | None = None) -> TrainSummary:
         raise SSMVOSError(f"split {config.split} holds no training samples")
     resume = read_checkpoint(config.resume) if config.resume else None
     model = build_model(config, resume)
+    if resume is None and config.pretrained and ctx.is_main:
+        # Rank 0 alone fetches (or reads from the cache) the ImageNet weights, before anything is
+        # written; the other ranks receive them when DDP broadcasts rank 0's parameters (they wait
+        # at the rendezvous meanwhile, and torchrun stops them if rank 0 fails).
+        imagenet_init(model, config.seed)
 
     paths = run_paths(config.model_dir)
     init_process_group(ctx)
