@@ -182,9 +182,9 @@ class Trainer:
         self.global_step = step + 1
         state = ckpt.extra.get("train_state")
         if not isinstance(state, dict):
-            self.log.warning(f"checkpoint {self.config.resume} holds weights and global_step only (no training "
-                             "state): continuing at step %d with a fresh optimizer, LR schedule and epoch 0, as "
-                             "the original does", self.global_step)
+            self.log.warning("checkpoint %s holds weights and global_step only (no training state): continuing "
+                             "at step %d with a fresh optimizer, LR schedule and epoch 0, as the original does",
+                             self.config.resume, self.global_step)
             return
         try:
             self.optimizer.load_state_dict(state["optimizer"])
