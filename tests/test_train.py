@@ -296,3 +296,28 @@ def test_bf16_autocast_step_keeps_fp32_weights(split_file, tmp_path):
     ckpt = load(tmp_path / "run" / "checkpoints" / "0.pt")
     assert {v.dtype for v in ckpt["model_dict"].values()} <= {torch.float32, torch.int64}
     assert ckpt["train_state"]["grad_scaler"] is None  # the scaler is for fp16 only
+
+
+def test_resume_weights_only_and_original_format_checkpoints(ddp_run, split_file, tmp_path):
+    base = dict(split=str(split_file), input_height=224, input_width=64, keep_topk=8, batch_size=2, num_workers=0,
+                pretrained=False, device="cpu", save_step=1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        # --resume alone: the weights only (the original's fine-tuning use), counting from step 0.
+        summary = train(TrainConfig(model_dir=str(tmp_path / "finetune"), resume=str(ddp_run / "checkpoints" / "5.pt"),
+                                    max_steps=1, **base))
+        assert summary.global_step == 1 and [p.name for p in summary.checkpoints] == ["0.pt"]
+        # --resume-step on a checkpoint in the original format ({model_dict, global_step} only):
+        # the step goes on from global_step + 1, optimizer and schedule start afresh, as the original.
+        original = load(ddp_run / "checkpoints" / "5.pt")
+        plain = tmp_path / "plain.pt"
+        torch.save({"model_dict": original["model_dict"], "global_step": original["global_step"]}, plain)
+        summary = train(TrainConfig(model_dir=str(tmp_path / "cont"), resume=str(plain), resume_step=True,
+                                    max_steps=7, **base))
+    finally:
+        torch.set_num_threads(threads)
+    assert [p.name for p in summary.checkpoints] == ["6.pt"]
+    state = load(summary.checkpoints[0])["train_state"]
+    assert {float(s["step"]) for s in state["optimizer"]["state"].values()} == {1.0}  # a fresh Adam
+    assert "no training state" in (tmp_path / "cont" / "logs" / "train.log").read_text()

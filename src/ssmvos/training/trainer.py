@@ -9,6 +9,7 @@ steps on the same batches with the same dropout masks as an uninterrupted one.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -25,6 +26,7 @@ from torch.optim import Adam
 from torch.optim.lr_scheduler import StepLR
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ..atomic import write_json_atomic
 from ..checkpoint import Checkpoint, check_state_dict, read_checkpoint, save_checkpoint
@@ -180,9 +182,9 @@ class Trainer:
         self.global_step = step + 1
         state = ckpt.extra.get("train_state")
         if not isinstance(state, dict):
-            self.log.warning(f"checkpoint {self.config.resume} holds weights and global_step only (no training "
-                             "state): continuing at step %d with a fresh optimizer, LR schedule and epoch 0, as "
-                             "the original does", self.global_step)
+            self.log.warning("checkpoint %s holds weights and global_step only (no training state): continuing "
+                             "at step %d with a fresh optimizer, LR schedule and epoch 0, as the original does",
+                             self.config.resume, self.global_step)
             return
         try:
             self.optimizer.load_state_dict(state["optimizer"])
@@ -267,6 +269,55 @@ class Trainer:
             total = min(total, max(0, self.config.max_steps - self.global_step))
         return total
 
+    def _train_epoch(self, epoch: int, summary: TrainSummary, writer: Any, bar: tqdm) -> bool:
+        """One epoch (from the resume position if it is the first); False once --max-steps is reached."""
+        cfg, ctx, log = self.config, self.ctx, self.log
+        skip = (self.start_samples if epoch == self.start_epoch else 0) // ctx.world_size
+        self.sampler.set_epoch(epoch)
+        self.sampler.set_start(skip)
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+        log.info(f"training epoch {epoch}")
+        losses, ious, done = [], [], skip
+        more = True
+        for batch_index, batch in enumerate(self.loader(epoch), start=skip // self.per_rank_batch):
+            step = self.global_step
+            loss, iou = self.train_step(batch)
+            done += batch[0].shape[0]
+            losses.append(loss)
+            ious.append(iou)
+            if writer is not None:
+                writer.add_scalar("train/loss", loss, global_step=step)
+                writer.add_scalar("train/iou", iou, global_step=step)
+            if step % cfg.lr_decay_step == 0 or not summary.losses:  # and at the first step of every run
+                for idx, group in enumerate(self.optimizer.param_groups):
+                    log.info(f"group {idx}: learning_rate: {group['lr']}")
+                    if writer is not None:
+                        writer.add_scalar(f"lr/group_{idx}", group["lr"], global_step=step)
+            if (step + 1) % cfg.log_step == 0:
+                log.info(f"step {step} ({epoch}, {batch_index}): loss: {loss:.4f}, iou: {iou:.4f}")
+            self.scheduler.step()
+            if (step + 1) % cfg.save_step == 0:
+                epoch_done = done >= self.sampler.num_samples
+                log.info(f"step {step} ({epoch}, {batch_index}): saving checkpoint to "
+                         f"{checkpoint_path(cfg.model_dir, step)}")
+                written = self.save(epoch + 1 if epoch_done else epoch, 0 if epoch_done else done * ctx.world_size)
+                if written is not None:
+                    summary.checkpoints.append(written)
+            self.global_step += 1
+            summary.global_step = self.global_step
+            summary.losses.append(loss)
+            summary.ious.append(iou)
+            summary.step_ends.append(time.perf_counter())
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.4f}", iou=f"{iou:.4f}", refresh=False)
+            if cfg.max_steps is not None and self.global_step >= cfg.max_steps:
+                more = False
+                break
+        if losses:
+            log.info(f"epoch {epoch}: train_loss: {sum(losses) / len(losses):.4f}, iou: {sum(ious) / len(ious):.4f}")
+        return more
+
     def fit(self) -> TrainSummary:
         """Train from the current state up to --max-epoch epochs or --max-steps global steps."""
         from torch.utils.tensorboard import SummaryWriter
@@ -290,65 +341,17 @@ class Trainer:
             log.info("nothing to do: step %d reached --max-steps/--max-epoch", self.global_step)
             return summary
 
-        writer = SummaryWriter(str(self.paths["board"]), purge_step=self.global_step if self.global_step else None) \
-            if ctx.is_main else None
         show = ctx.is_main and sys.stderr.isatty()
-        bar = tqdm(total=planned, disable=not show, dynamic_ncols=True, desc="train")
-        first = True
-        try:
+        with contextlib.ExitStack() as stack:
+            writer = stack.enter_context(SummaryWriter(str(self.paths["board"]), purge_step=self.global_step or None)) \
+                if ctx.is_main else None
+            bar = stack.enter_context(tqdm(total=planned, disable=not show, dynamic_ncols=True, desc="train"))
+            if show:
+                stack.enter_context(logging_redirect_tqdm(loggers=[log]))  # log lines print above the bar
             for epoch in range(self.start_epoch, cfg.max_epoch):
-                skip = (self.start_samples if epoch == self.start_epoch else 0) // ctx.world_size
-                self.sampler.set_epoch(epoch)
-                self.sampler.set_start(skip)
-                if hasattr(self.dataset, "set_epoch"):
-                    self.dataset.set_epoch(epoch)
-                log.info(f"training epoch {epoch}")
-                losses, ious, done = [], [], skip
-                for batch_index, batch in enumerate(self.loader(epoch), start=skip // self.per_rank_batch):
-                    step = self.global_step
-                    loss, iou = self.train_step(batch)
-                    done += batch[0].shape[0]
-                    losses.append(loss)
-                    ious.append(iou)
-                    summary.losses.append(loss)
-                    summary.ious.append(iou)
-                    if writer is not None:
-                        writer.add_scalar("train/loss", loss, global_step=step)
-                        writer.add_scalar("train/iou", iou, global_step=step)
-                    if step % cfg.lr_decay_step == 0 or first:
-                        for idx, group in enumerate(self.optimizer.param_groups):
-                            log.info(f"group {idx}: learning_rate: {group['lr']}")
-                            if writer is not None:
-                                writer.add_scalar(f"lr/group_{idx}", group["lr"], global_step=step)
-                    first = False
-                    if (step + 1) % cfg.log_step == 0:
-                        log.info(f"step {step} ({epoch}, {batch_index}): loss: {loss:.4f}, iou: {iou:.4f}")
-                    self.scheduler.step()
-                    if (step + 1) % cfg.save_step == 0:
-                        epoch_done = done >= self.sampler.num_samples
-                        path = checkpoint_path(cfg.model_dir, step)
-                        log.info(f"step {step} ({epoch}, {batch_index}): saving checkpoint to {path}")
-                        written = self.save(epoch + 1 if epoch_done else epoch,
-                                            0 if epoch_done else done * ctx.world_size)
-                        if written is not None:
-                            summary.checkpoints.append(written)
-                    self.global_step += 1
-                    summary.global_step = self.global_step
-                    summary.step_ends.append(time.perf_counter())
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{loss:.4f}", iou=f"{iou:.4f}", refresh=False)
-                    if cfg.max_steps is not None and self.global_step >= cfg.max_steps:
-                        break
-                if losses:
-                    log.info(f"epoch {epoch}: train_loss: {sum(losses) / len(losses):.4f}, "
-                             f"iou: {sum(ious) / len(ious):.4f}")
-                if cfg.max_steps is not None and self.global_step >= cfg.max_steps:
+                if not self._train_epoch(epoch, summary, writer, bar):
                     log.info("stopping at --max-steps %d", cfg.max_steps)
                     break
-        finally:
-            bar.close()
-            if writer is not None:
-                writer.close()
         return summary
 
 
