@@ -63,3 +63,27 @@ def test_output_into_a_closed_pipe_ends_without_a_traceback():
                           capture_output=True, text=True, timeout=120)
     assert proc.stdout.strip().startswith("YouTube-VOS")
     assert "Traceback" not in proc.stderr, proc.stderr
+
+
+def _merge_by_formula(object_ids, soft_masks, mode):
+    """The rule as written: scores [background, p_1, ...] stacked, argmax (first maximum wins)."""
+    order = sorted(range(len(object_ids)), key=lambda i: -object_ids[i])
+    ps = [soft_masks[i].astype(np.float32) / 255 for i in order]
+    background = np.ones(soft_masks[0].shape, np.float32)
+    for p in ps:
+        background = background * (1 - p) if mode == "soft" else np.minimum(background, 1 - p)
+    lut = np.array([0, *[object_ids[i] for i in order]], np.uint8)
+    return lut[np.argmax(np.stack([background, *ps]), axis=0)]
+
+
+def test_merge_equals_the_formula_on_random_masks_with_ties():
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 3, 5):
+        ids = [int(i) for i in rng.choice(np.arange(1, 255), n, replace=False)]
+        # few distinct levels, so that ties between objects and with the background are common
+        masks = [rng.choice(np.array([0, 1, 127, 128, 200, 254, 255], np.uint8), (40, 60)) for _ in ids]
+        for mode in ("soft", "hard"):
+            want = _merge_by_formula(ids, masks, mode)
+            assert np.array_equal(merge_frame(ids, masks, mode), want)
+            # float masks (not uint8) take the formula path and agree too
+            assert np.array_equal(merge_frame(ids, [m.astype(np.float64) for m in masks], mode), want)

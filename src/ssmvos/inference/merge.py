@@ -23,6 +23,21 @@ from ..errors import SSMVOSError
 MODES = ("soft", "hard")
 
 
+#: p = level / 255 and 1 − p for every uint8 level, in float32: the per-pixel formula's values,
+#: looked up instead of recomputed for each pixel
+_P = np.arange(256, dtype=np.float32) / np.float32(255)
+_ONE_MINUS_P = np.float32(1) - _P
+#: one object: its score p beats the background's 1·(1 − p) (both rules) exactly at these levels
+_ALONE_WINS = _P > _ONE_MINUS_P
+
+
+def _levels(mask: np.ndarray, table: np.ndarray) -> np.ndarray:
+    if mask.dtype == np.uint8:
+        return table[mask]
+    p = mask.astype(np.float32) / 255  # not uint8: the formula itself
+    return p if table is _P else 1 - p
+
+
 def merge_frame(object_ids: Sequence[int], soft_masks: Sequence[np.ndarray], mode: str = "soft") -> np.ndarray:
     """Merge H×W uint8 soft masks (0..255) of ``object_ids`` into H×W uint8 labels.
 
@@ -34,22 +49,28 @@ def merge_frame(object_ids: Sequence[int], soft_masks: Sequence[np.ndarray], mod
         raise ValueError("merge_frame needs at least one mask (or use np.zeros for an empty frame)")
     if any(not 0 <= i <= 255 for i in object_ids):
         raise SSMVOSError(f"object ids must lie in 0..255 to be written as labels: {list(object_ids)}")
+    shape = soft_masks[0].shape
+    for mask in soft_masks:
+        if mask.shape != shape:
+            raise SSMVOSError(f"soft masks of one frame differ in size: {mask.shape} vs {shape}")
+    if len(soft_masks) == 1 and soft_masks[0].dtype == np.uint8:
+        return np.where(_ALONE_WINS[soft_masks[0]], np.uint8(object_ids[0]), np.uint8(0))
     order = sorted(range(len(object_ids)), key=lambda i: -object_ids[i])  # higher id first
-    object_ids = [object_ids[i] for i in order]
-    soft_masks = [soft_masks[i] for i in order]
-    scores = np.empty((len(soft_masks) + 1, *soft_masks[0].shape), dtype=np.float32)
-    scores[0] = 1.0
-    for row, mask in enumerate(soft_masks, start=1):
-        if mask.shape != soft_masks[0].shape:
-            raise SSMVOSError(f"soft masks of one frame differ in size: {mask.shape} vs {soft_masks[0].shape}")
-        p = mask.astype(np.float32) / 255
-        scores[row] = p
+    background = np.ones(shape, dtype=np.float32)
+    for i in order:
         if mode == "soft":
-            scores[0] *= 1 - p
+            background *= _levels(soft_masks[i], _ONE_MINUS_P)
         else:
-            np.minimum(scores[0], 1 - p, out=scores[0])
-    lut = np.array([0, *object_ids], dtype=np.uint8)
-    return lut[np.argmax(scores, axis=0)]
+            np.minimum(background, _levels(soft_masks[i], _ONE_MINUS_P), out=background)
+    # argmax over [background, p_1, ...] with the first maximum winning: a later row takes a
+    # pixel only when strictly greater than every earlier one
+    labels = np.zeros(shape, dtype=np.uint8)
+    best = background
+    for i in order:
+        p = _levels(soft_masks[i], _P)
+        labels[p > best] = object_ids[i]
+        np.maximum(best, p, out=best)
+    return labels
 
 
 def _object_dirs(video_dir: Path) -> list[tuple[int, Path]]:
