@@ -44,6 +44,16 @@ def fill_reference_weights(model: torch.nn.Module) -> dict:
     return state
 
 
+@pytest.fixture(scope="module")
+def model() -> torch.nn.Module:
+    """The default network (resnet50, conv, top-32) with the reference weights, in eval mode."""
+    from ssmvos import SSM
+
+    m = SSM().eval()
+    fill_reference_weights(m)
+    return m
+
+
 def require_shared(path: Path) -> Path:
     """Skip (with the reason) when a ../shared resource is absent."""
     if not path.exists():

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import DAVIS16, REFERENCE, davis_entries, fill_reference_weights, require_shared
-from ssmvos import SSM, SSMVOSError
+from conftest import DAVIS16, REFERENCE, davis_entries, require_shared
+from ssmvos import SSMVOSError
 from ssmvos.data import geometry
 from ssmvos.data.io import object_mask, read_frame, read_mask
 from ssmvos.data.tensors import image_to_tensor, mask_to_tensor
@@ -18,13 +18,6 @@ from ssmvos.inference.evaluate import evaluate_split, write_submission_zip
 from ssmvos.inference.predictor import VideoPredictor
 
 SIZE = (224, 224)
-
-
-@pytest.fixture(scope="module")
-def model():
-    m = SSM().eval()
-    fill_reference_weights(m)
-    return m
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ import torch
 import torch.distributed as dist
 
 from .errors import SSMVOSError
+from .runtime import resolve_device
 
 
 @dataclass(frozen=True)
@@ -49,20 +50,6 @@ def launch_env() -> tuple[int, int, int, int] | None:
     except ValueError:
         raise SSMVOSError("WORLD_SIZE, RANK and LOCAL_RANK must be integers (set by torchrun)") from None
     return world, rank, local, local_world
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """'auto' -> CUDA when available, else CPU; 'cuda' -> this process's GPU (local rank)."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise SSMVOSError("--device cuda: CUDA is not available on this machine (use --device cpu)")
-        count = torch.cuda.device_count()
-        if local_rank >= count:
-            raise SSMVOSError(f"local rank {local_rank} has no GPU: only {count} visible")
-        return torch.device("cuda", local_rank)
-    return torch.device("cpu")
 
 
 def planned_context(device: str) -> DistContext:

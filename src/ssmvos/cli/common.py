@@ -15,12 +15,28 @@ def add_model_flags(p: argparse.ArgumentParser, *, encoder_default: str | None =
 
 
 def add_runtime_flags(p: argparse.ArgumentParser) -> None:
-    """--device --precision."""
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
-                   help="where to run (default auto: CUDA when available)")
-    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
-                   help="fp32 (faithful to the original, default) or bf16/fp16 autocast: about 3x faster on CPUs with "
-                   "AMX/AVX-512 BF16 and on GPUs, but not faithful (see benchmarks/README.md)")
+    """--device --precision (inference and training)."""
+    from ..runtime import DEVICE_HELP, DEVICES, PRECISION_HELP, PRECISIONS
+
+    p.add_argument("--device", choices=DEVICES, default="auto", help=DEVICE_HELP)
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32", help=PRECISION_HELP)
+
+
+def add_inference_flags(p: argparse.ArgumentParser) -> None:
+    """--device --precision --compile --cuda-graphs."""
+    add_runtime_flags(p)
+    p.add_argument("--compile", action="store_true",
+                   help="run the network through torch.compile (inductor); compiling takes tens of seconds per "
+                   "number of objects")
+    p.add_argument("--cuda-graphs", action="store_true",
+                   help="replay the network as CUDA graphs (captured once per batch size; CUDA only): removes the "
+                   "kernel-launch overhead that bounds small batches on fast GPUs")
+
+
+def runner_options(args: argparse.Namespace) -> dict:
+    """NetworkRunner keyword arguments from add_inference_flags' flags."""
+    return {"device": args.device, "precision": args.precision, "compile": args.compile,
+            "cuda_graphs": args.cuda_graphs}
 
 
 def model_config(args: argparse.Namespace) -> dict:

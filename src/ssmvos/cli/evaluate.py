@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 
-from .common import add_model_flags, add_runtime_flags, model_config
+from .common import add_inference_flags, add_model_flags, model_config
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -21,7 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input-width", type=int, default=512, help="network input width (default 512)")
     p.add_argument("--fix-margin", type=float, default=0.5, help="crop margin around the previous mask (default 0.5)")
     add_model_flags(p)
-    add_runtime_flags(p)
+    add_inference_flags(p)
     p.add_argument("--merged-dir", help="also write merged palette masks here (one command instead of two)")
     p.add_argument("--merge-mode", choices=["soft", "hard"], default="soft", help="merging rule (default soft)")
     p.add_argument("--zip", help="write a submission archive Annotations/<video>/<frame>.png of the merged masks")
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     model = load_checkpoint(resolve_weights(args.resume), **model_config(args))
     check_input_size(args.input_height, args.input_width, model.config["keep_topk"])
     engine = Engine(model, (args.input_height, args.input_width), args.fix_margin, ctx.device, args.precision,
-                    args.max_batch)
+                    args.max_batch, compile=args.compile, cuda_graphs=args.cuda_graphs)
     init_process_group(ctx)
     try:
         with tempfile.TemporaryDirectory(prefix="ssmvos-merged-") as tmp:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_runtime_flags
+from .common import add_inference_flags
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -27,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input-size", type=int, default=512, help="network input size, square (default 512; >= 193)")
     p.add_argument("--fix-margin", type=float, default=0.5, help="crop margin around the previous mask (default 0.5)")
     p.add_argument("--max-batch", type=int, default=16, help="objects per forward pass (default 16)")
-    add_runtime_flags(p)
+    add_inference_flags(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -49,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
             raise SSMVOSError("--mask is required (the first-frame mask PNG)")
     model = load_checkpoint(resolve_weights(args.weights))
     check_input_size(args.input_size, args.input_size, model.config["keep_topk"])
-    predictor = VideoPredictor(model, args.input_size, args.fix_margin, args.device, args.precision, args.max_batch)
+    predictor = VideoPredictor(model, args.input_size, args.fix_margin, args.device, args.precision, args.max_batch,
+                               compile=args.compile, cuda_graphs=args.cuda_graphs)
     stats = segment_video(predictor, video, mask, args.out, args.overlay, progress=not args.no_progress)
     print(f"segmented {stats.objects} object(s) in {stats.frames} frames in {stats.seconds:.1f} s "
           f"({stats.frames / max(stats.seconds, 1e-9):.2f} frames/s) -> {args.out}"

@@ -6,6 +6,8 @@ from dataclasses import fields
 
 
 def add_parser(subparsers) -> None:
+    from ..runtime import DEVICE_HELP, DEVICES, PRECISIONS
+
     p = subparsers.add_parser(
         "train", help="train SSM-VOS (DDP under torchrun)",
         description="Train the SSM network on a split file, as the original train.py. Writes "
@@ -44,10 +46,11 @@ def add_parser(subparsers) -> None:
     a("--min-margin", type=float, default=0.0)
     a("--max-margin", type=float, default=1.0)
     # ours
-    a("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    a("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
-      help="fp32 (as the original, default), or autocast: bf16 (about 3.5x faster on CPUs with AVX-512 BF16/AMX, "
-      "see benchmarks/README.md) or fp16 with a gradient scaler (for GPUs; slow on CPUs)")
+    a("--device", choices=DEVICES, default="auto", help=DEVICE_HELP)
+    a("--precision", choices=PRECISIONS, default="fp32",
+      help="fp32 (IEEE float32 as the original, default), tf32 (TF32 matrix units on NVIDIA GPUs), or autocast: "
+      "bf16 (about 3.5x faster on CPUs with AVX-512 BF16/AMX, see benchmarks/README.md) or fp16 with a gradient "
+      "scaler (for GPUs; slow on CPUs)")
     a("--no-pretrained", dest="pretrained", action="store_false",
       help="start from random weights instead of the ImageNet-initialised encoder")
     p.set_defaults(func=run)

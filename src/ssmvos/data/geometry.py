@@ -9,7 +9,8 @@ The original's arithmetic, exactly:
 * resize with OpenCV bilinear (``INTER_LINEAR``; uint8 images stay uint8), masks
   re-thresholded at 0.5 after resizing;
 * paste-back: network probabilities resized (bilinear, align_corners=False) to the box
-  size and placed into a zero frame (both channels 0 outside the box).
+  size and placed into a zero frame (both channels 0 outside the box); on a GPU only the
+  box's part inside the frame travels back to the host (``box_region``).
 """
 from __future__ import annotations
 
@@ -135,3 +136,16 @@ def paste_back(probs: torch.Tensor, box: CropBox, height: int, width: int) -> to
     (cy, cx), (fy, fx) = box.overlap(height, width)
     out[..., fy, fx] = resized[..., cy, cx]
     return out
+
+
+def box_region(probs: torch.Tensor, box: CropBox, height: int, width: int) -> tuple[np.ndarray, tuple[slice, slice]]:
+    """:func:`paste_back` without the zero frame: the resized probabilities of the part of
+    the box inside an H×W frame, as a host float32 array N×C×h×w, and the frame slices
+    (rows, cols) where they go. Everything outside them is 0 in :func:`paste_back`.
+
+    The resize runs where ``probs`` lives (the same arithmetic as :func:`paste_back`); only
+    the in-frame part of the box is copied back from a GPU.
+    """
+    resized = F.interpolate(probs, (box.height, box.width), mode="bilinear", align_corners=False)
+    (cy, cx), frame = box.overlap(height, width)
+    return resized[..., cy, cx].float().cpu().numpy(), frame

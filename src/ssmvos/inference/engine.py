@@ -8,35 +8,25 @@ network size, segmented, softmaxed, resized back to the box and pasted into a ze
 the next previous mask is argmax(background, foreground) with ties going to background.
 
 Unlike the original, all objects active at a frame run as one batch, each frame is decoded
-once for all of them, and decoding is prefetched in threads.
+once for all of them, and decoding is prefetched in threads. How the network itself runs
+(device, precision, layout, compilation, CUDA graphs) is ``ssmvos.runtime.NetworkRunner``'s.
 """
 from __future__ import annotations
 
-import contextlib
+import time
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 import torch
 
 from ..data import geometry
-from ..data.tensors import image_to_tensor, mask_to_tensor
-from ..distributed import resolve_device
 from ..errors import SSMVOSError
 from ..model import SSM, ReferenceEncoding
-
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """Autocast context for ``precision`` ('fp32' = none) on ``device``."""
-    if precision not in PRECISIONS:
-        raise SSMVOSError(f"precision must be one of {sorted(PRECISIONS)}, not {precision!r}")
-    dtype = PRECISIONS[precision]
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
+from ..runtime import NetworkRunner
 
 
 @dataclass
@@ -119,62 +109,143 @@ class FrameSource:
                 yield i, fut.result()
 
 
+@dataclass
+class _Frame:
+    """One frame on its way through :meth:`Engine.propagate`."""
+
+    index: int
+    image: np.ndarray
+    present: list[ObjectState]  # objects tracked at this frame, in id order
+    probs: np.ndarray  # len(present)×H×W: given masks filled in at once, the rest when collected
+    running: list[int]  # rows of ``present`` that the network segments
+    launched: "_Launched | None" = None
+
+
+@dataclass
+class _Launched:
+    """Network work handed to the runner (asynchronous on a GPU) and not yet collected."""
+
+    objects: list[ObjectState]
+    boxes: list[geometry.CropBox]
+    probs: list[torch.Tensor]  # per object: 1×2×h×w probabilities on the device
+    height: int
+    width: int
+
+
 class Engine:
-    """Runs the SSM network over videos; holds the model, not a subclass of it.
+    """Runs the SSM network over videos: crops, chains and pastes back around a NetworkRunner.
 
     input_size: (height, width) of the network crop; margin: the crop margin
-    (``--fix-margin``); max_batch: at most this many objects per forward pass;
-    channels_last: NHWC memory layout (faster convolutions in oneDNN and cuDNN).
+    (``--fix-margin``); max_batch: at most this many objects per forward pass. device,
+    precision, channels_last (NHWC layout: faster convolutions in oneDNN and cuDNN), compile
+    and cuda_graphs configure the :class:`~ssmvos.runtime.NetworkRunner`.
+
+    lookahead (default: on for CUDA): :meth:`propagate` hands frame t+1 to the network before
+    it yields frame t, so that the caller's work on a result (merging, writing PNGs) overlaps
+    an asynchronous network. The results are the same either way.
+
+    OpenCV is set to one thread: on 512² crops its thread pool costs more than it saves
+    (0.74 vs 1.55 ms per crop and resize on 2 cores, more with many cores).
+
+    ``stage_seconds`` adds up wall-clock seconds per stage over the engine's life: 'frames'
+    (waiting for decoded frames), 'prepare' (crop + resize on the CPU), 'network' (handing
+    the batch to the runner: the whole forward on a CPU, launches on a GPU) and 'paste-back'
+    (resize into the frame; on a GPU this includes waiting for the network to finish).
     """
 
     def __init__(self, model: SSM, input_size: tuple[int, int] = (512, 512), margin: float = 0.5,
                  device: str | torch.device = "cpu", precision: str = "fp32", max_batch: int = 16,
-                 channels_last: bool = True):
-        self.device = device if isinstance(device, torch.device) else resolve_device(device)
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.model = model.eval().to(self.device, memory_format=self.memory_format)
+                 channels_last: bool = True, compile: bool = False, cuda_graphs: bool = False,
+                 lookahead: bool | None = None):
+        self.runner = NetworkRunner(model, device, precision, channels_last, compile, cuda_graphs)
+        self.lookahead = self.runner.device.type == "cuda" if lookahead is None else lookahead
         self.input_size = input_size
         self.margin = margin
-        self.precision = precision
         self.max_batch = max_batch
-        autocast(self.device, precision)  # validates the name early
+        self.stage_seconds: Counter[str] = Counter()
+        self._batched_refs: tuple[tuple[int, ...], ReferenceEncoding] | None = None
+        cv2.setNumThreads(1)
+
+    @property
+    def model(self) -> SSM:
+        return self.runner.model
+
+    @property
+    def device(self) -> torch.device:
+        return self.runner.device
+
+    @property
+    def precision(self) -> str:
+        return self.runner.precision
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return self.runner.memory_format
 
     # -- network steps -------------------------------------------------------------------
-    def _prepare(self, image: np.ndarray, mask: np.ndarray, box: geometry.CropBox) -> tuple[torch.Tensor, torch.Tensor]:
+    def _prepare(self, image: np.ndarray, masks: list[np.ndarray],
+                 boxes: list[geometry.CropBox]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Crops of one frame around each box, resized: (N×h×w×3 uint8, N×h×w uint8 masks)."""
+        t = time.perf_counter()
         h, w = self.input_size
-        img, msk = geometry.crop_resize(image, mask, box, h, w)
-        return image_to_tensor(img), mask_to_tensor(msk)
+        pairs = [geometry.crop_resize(image, m, b, h, w) for m, b in zip(masks, boxes)]
+        images = torch.from_numpy(np.stack([p[0] for p in pairs]))
+        crops = torch.from_numpy(np.stack([p[1] for p in pairs]).astype(np.uint8))
+        self.stage_seconds["prepare"] += time.perf_counter() - t
+        return images, crops
 
-    @torch.inference_mode()
     def encode_reference(self, image: np.ndarray, mask: np.ndarray) -> ReferenceEncoding:
         """Encode an object's reference frame (H×W×3 uint8, H×W float mask), cropped around the mask."""
-        img, msk = self._prepare(image, mask, geometry.mask_box(mask, self.margin))
-        img = img[None].to(self.device).contiguous(memory_format=self.memory_format)
-        with autocast(self.device, self.precision):
-            return self.model.encode_reference(img, msk[None].to(self.device))
+        return self.runner.encode_reference(*self._prepare(image, [mask], [geometry.mask_box(mask, self.margin)]))
+
+    def _references(self, chunk: list[ObjectState]) -> ReferenceEncoding:
+        """The chunk's reference encodings as one batch (concatenated once per set of objects)."""
+        if len(chunk) == 1:
+            return chunk[0].reference
+        key = tuple(id(o.reference) for o in chunk)
+        if self._batched_refs is None or self._batched_refs[0] != key:
+            self._batched_refs = (key, ReferenceEncoding.cat([o.reference for o in chunk]))
+        return self._batched_refs[1]
 
     @torch.inference_mode()
+    def _launch(self, image: np.ndarray, objects: list[ObjectState]) -> _Launched:
+        """Crop around each object's previous mask and hand the batches to the runner."""
+        boxes = [geometry.mask_box(o.prev_mask, self.margin) for o in objects]
+        probs: list[torch.Tensor] = []
+        for start in range(0, len(objects), self.max_batch):
+            chunk = objects[start : start + self.max_batch]
+            images, masks = self._prepare(image, [o.prev_mask for o in chunk], boxes[start : start + self.max_batch])
+            t = time.perf_counter()
+            logits = self.runner.segment(self._references(chunk), images, masks)
+            probs.extend(torch.softmax(logits, dim=1).split(1))
+            self.stage_seconds["network"] += time.perf_counter() - t
+        return _Launched(objects, boxes, probs, *image.shape[:2])
+
+    @torch.inference_mode()
+    def _collect(self, launched: _Launched) -> np.ndarray:
+        """Foreground probabilities N×H×W (float32) of launched work; sets each object's
+        previous mask to argmax(background, foreground), ties to background."""
+        t = time.perf_counter()
+        fh, fw = launched.height, launched.width
+        out = np.zeros((len(launched.objects), fh, fw), dtype=np.float32)
+        for row, (obj, box, probs) in enumerate(zip(launched.objects, launched.boxes, launched.probs)):
+            region, (fy, fx) = geometry.box_region(probs, box, fh, fw)
+            if not np.isfinite(region).all():
+                raise SSMVOSError(f"the network's output for object {obj.object_id} is not finite (NaN or inf) in "
+                                  f"{self.precision}" + (": fp16 overflows on large activations; use bf16 or fp32"
+                                                         if self.precision == "fp16" else
+                                                         ": the weights may be broken"))
+            out[row, fy, fx] = region[0, 1]
+            prev = np.zeros((fh, fw), dtype=np.float32)
+            prev[fy, fx] = region[0, 1] > region[0, 0]
+            obj.prev_mask = prev
+        self.stage_seconds["paste-back"] += time.perf_counter() - t
+        return out
+
     def segment_objects(self, image: np.ndarray, objects: list[ObjectState]) -> np.ndarray:
         """Foreground probabilities N×H×W (float32) of ``objects`` in ``image``; updates their
         previous masks. Objects run in batches of at most ``max_batch``."""
-        fh, fw = image.shape[:2]
-        out = np.empty((len(objects), fh, fw), dtype=np.float32)
-        for start in range(0, len(objects), self.max_batch):
-            chunk = objects[start : start + self.max_batch]
-            boxes = [geometry.mask_box(o.prev_mask, self.margin) for o in chunk]
-            pairs = [self._prepare(image, o.prev_mask, b) for o, b in zip(chunk, boxes)]
-            cur = torch.stack([p[0] for p in pairs]).to(self.device).contiguous(memory_format=self.memory_format)
-            prev = torch.stack([p[1] for p in pairs]).to(self.device)
-            refs = chunk[0].reference if len(chunk) == 1 else ReferenceEncoding.cat([o.reference for o in chunk])
-            with autocast(self.device, self.precision):
-                logits, _ = self.model.segment(refs, cur, prev)
-            probs = torch.softmax(logits.float(), dim=1)
-            for i, (obj, box) in enumerate(zip(chunk, boxes)):
-                pasted = geometry.paste_back(probs[i : i + 1], box, fh, fw)[0].cpu()
-                fg = pasted[1].numpy()
-                out[start + i] = fg
-                obj.prev_mask = (pasted[1] > pasted[0]).numpy().astype(np.float32)
-        return out
+        return self._collect(self._launch(image, objects))
 
     # -- video loop ----------------------------------------------------------------------
     def add_object(self, state: VideoState, frame_index: int, object_id: int, mask: np.ndarray,
@@ -199,22 +270,56 @@ class Engine:
         objects = sorted(state.objects.values(), key=lambda o: o.object_id)
         for obj in objects:
             obj.reference, obj.prev_mask = None, None
+        self._batched_refs = None
         first = min(o.start_frame for o in objects)
-        for index, image in state.frames.iterate(list(range(first, state.num_frames)), prefetch):
-            if image.shape[:2] != (state.height, state.width):
-                raise SSMVOSError(f"frame {state.frames.name(index)} is {image.shape[1]}×{image.shape[0]}, "
-                                  f"the video's first frame is {state.width}×{state.height}")
-            present = [o for o in objects if o.tracked_at(index)]
-            probs = np.zeros((len(present), state.height, state.width), dtype=np.float32)
-            running = []
-            for row, obj in enumerate(present):
-                if index == obj.start_frame:
-                    obj.reference = self.encode_reference(image, obj.init_mask)
-                    obj.prev_mask = obj.init_mask
-                    probs[row] = obj.init_mask
-                else:
-                    running.append(row)
-            if running:
-                probs[running] = self.segment_objects(image, [present[r] for r in running])
-            soft = (probs * 255).astype(np.uint8)
-            yield FrameResult(index, [o.object_id for o in present], probs, soft, image)
+        frames = state.frames.iterate(list(range(first, state.num_frames)), prefetch)
+        previous: _Frame | None = None
+        while True:
+            t = time.perf_counter()
+            item = next(frames, None)
+            self.stage_seconds["frames"] += time.perf_counter() - t
+            if item is None:
+                break
+            current = self._begin(state, objects, *item)
+            if previous is not None:
+                self._complete(previous)  # its previous masks are what ``current`` crops around
+            if current.running:
+                current.launched = self._launch(current.image, [current.present[r] for r in current.running])
+            if previous is not None:
+                yield self._result(previous)
+                previous = None
+            if self.lookahead:
+                previous = current
+            else:
+                self._complete(current)
+                yield self._result(current)
+        if previous is not None:
+            self._complete(previous)
+            yield self._result(previous)
+
+    def _begin(self, state: VideoState, objects: list[ObjectState], index: int, image: np.ndarray) -> _Frame:
+        """The objects of frame ``index``; those that start here get their reference encoded."""
+        if image.shape[:2] != (state.height, state.width):
+            raise SSMVOSError(f"frame {state.frames.name(index)} is {image.shape[1]}×{image.shape[0]}, "
+                              f"the video's first frame is {state.width}×{state.height}")
+        present = [o for o in objects if o.tracked_at(index)]
+        probs = np.zeros((len(present), state.height, state.width), dtype=np.float32)
+        running = []
+        for row, obj in enumerate(present):
+            if index == obj.start_frame:
+                obj.reference = self.encode_reference(image, obj.init_mask)
+                obj.prev_mask = obj.init_mask
+                probs[row] = obj.init_mask
+            else:
+                running.append(row)
+        return _Frame(index, image, present, probs, running)
+
+    def _complete(self, frame: _Frame) -> None:
+        if frame.launched is not None:
+            frame.probs[frame.running] = self._collect(frame.launched)
+            frame.launched = None
+
+    @staticmethod
+    def _result(frame: _Frame) -> FrameResult:
+        soft = (frame.probs * 255).astype(np.uint8)
+        return FrameResult(frame.index, [o.object_id for o in frame.present], frame.probs, soft, frame.image)

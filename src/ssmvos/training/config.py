@@ -7,8 +7,7 @@ from typing import Any
 
 from ..errors import SSMVOSError
 from ..inputs import check_input_size
-PRECISIONS = ("fp32", "bf16", "fp16")
-DEVICES = ("auto", "cpu", "cuda")
+from ..runtime import DEVICES, PRECISIONS
 
 
 @dataclass

@@ -33,6 +33,7 @@ from ..checkpoint import Checkpoint, check_state_dict, read_checkpoint, save_che
 from ..distributed import DistContext, all_gather_objects, all_reduce_sum, init_process_group, planned_context, shutdown
 from ..errors import SSMVOSError
 from ..model import SSM
+from ..runtime import autocast, cudnn_benchmark, matmul_scope
 from .config import TrainConfig, check_config
 from .outputs import checkpoint_path, run_paths, train_logger
 from .state import ResumableSampler, capture_rng_state, loader_generator, restore_rng_state, seed_everything
@@ -163,7 +164,6 @@ class Trainer:
                               fused=self.device.type in ("cpu", "cuda"))
         self.scheduler = StepLR(self.optimizer, step_size=config.lr_decay_step, gamma=config.lr_decay_rate)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.precision == "fp16")
-        self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.precision)
 
         self.num_workers = capped_workers(config.num_workers, ctx.local_world_size)
         self.sampler = ResumableSampler(dataset, ctx.world_size, ctx.rank, config.seed)
@@ -240,8 +240,7 @@ class Trainer:
         fmt = torch.channels_last if self.config.channels_last else torch.contiguous_format
         ref_img, ref_mask, cur_img, cur_mask, prev_mask = (
             t.to(self.device, non_blocking=True).contiguous(memory_format=fmt) for t in batch)
-        with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
-                            enabled=self.autocast_dtype is not None):
+        with autocast(self.device, self.config.precision):
             logits, struct_logits = self.net(ref_img, ref_mask, cur_img, prev_mask)
         loss = segmentation_loss(logits, struct_logits, cur_mask)
         self.optimizer.zero_grad(set_to_none=True)
@@ -324,9 +323,10 @@ class Trainer:
 
         cfg, ctx, log = self.config, self.ctx, self.log
         summary = TrainSummary(self.global_step)
-        log.info("training on %s, %d process(es), global batch %d (%d per process), precision %s, %d samples, "
-                 "%d loader workers per process", self.device, ctx.world_size, cfg.batch_size, self.per_rank_batch,
-                 cfg.precision, len(self.dataset), self.num_workers)
+        backend = torch.distributed.get_backend() if torch.distributed.is_initialized() else "none"
+        log.info("training on %s, %d process(es) (process group: %s), global batch %d (%d per process), precision "
+                 "%s, %d samples, %d loader workers per process", self.device, ctx.world_size, backend, cfg.batch_size,
+                 self.per_rank_batch, cfg.precision, len(self.dataset), self.num_workers)
         if cfg.precision == "fp16" and self.device.type == "cpu":
             log.warning("--precision fp16 on the CPU: PyTorch has few fast fp16 CPU kernels (here a step took ~20x "
                         "the fp32 time) and fp16 overflows on large logits; --precision bf16 is the fast CPU choice")
@@ -343,6 +343,10 @@ class Trainer:
 
         show = ctx.is_main and sys.stderr.isatty()
         with contextlib.ExitStack() as stack:
+            # TF32 only for --precision tf32 (forward and backward); cuDNN picks the fastest
+            # algorithms for the fixed crop size on GPUs
+            stack.enter_context(matmul_scope(cfg.precision))
+            stack.enter_context(cudnn_benchmark(self.device.type == "cuda"))
             writer = stack.enter_context(SummaryWriter(str(self.paths["board"]), purge_step=self.global_step or None)) \
                 if ctx.is_main else None
             bar = stack.enter_context(tqdm(total=planned, disable=not show, dynamic_ncols=True, desc="train"))
