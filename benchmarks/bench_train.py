@@ -44,24 +44,29 @@ from ssmvos.training import TrainConfig, train  # noqa: E402
 DAVIS16 = ROOT.parent / "shared" / "data" / "DAVIS2016"
 
 
-def original_loop(split: Path, size: int, batch: int, steps: int, seed: int, board: Path) -> list[float]:
-    """The original's loop, restated (no DataParallel: one CPU process). Returns step end times."""
+def original_loop(split: Path, size: int, batch: int, steps: int, seed: int, board: Path,
+                  device: str = "cpu") -> list[float]:
+    """The original's loop, restated (no DataParallel: one process, one device; IEEE fp32, no
+    TF32). Returns step end times."""
     from torch.utils.tensorboard import SummaryWriter
 
     from ssmvos.data.splits import load_split
+    from ssmvos.runtime import matmul_scope
 
     torch.manual_seed(seed)
     np.random.seed(seed)
-    model = SSM(encoder="resnet50", matching="conv", keep_topk=32)
+    model = SSM(encoder="resnet50", matching="conv", keep_topk=32).to(device)
     model.train()
-    optimizer = Adam([p for p in model.parameters() if p.requires_grad], lr=1e-5, weight_decay=5e-4)
+    # the per-parameter Adam of the PyTorch the original was written for
+    optimizer = Adam([p for p in model.parameters() if p.requires_grad], lr=1e-5, weight_decay=5e-4, foreach=False)
     scheduler = StepLR(optimizer, step_size=9501, gamma=0.9)
     criterion = nn.CrossEntropyLoss()
     dataset = TrainSet(load_split(split), size, size, seed=seed)
     loader = DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=0)
     ends: list[float] = []
-    with SummaryWriter(str(board)) as writer:
-        for step, (ref_img, ref_mask, cur_img, cur_mask, prev_mask) in enumerate(loader):
+    with SummaryWriter(str(board)) as writer, matmul_scope("fp32"):
+        for step, batch_tensors in enumerate(loader):
+            ref_img, ref_mask, cur_img, cur_mask, prev_mask = (t.to(device) for t in batch_tensors)
             pred, struct = model(ref_img, ref_mask, cur_img, prev_mask)
             pred = pred.permute(0, 2, 3, 1).contiguous().view(-1, 2)
             struct = struct.permute(0, 2, 3, 1).contiguous().view(-1, 2)
@@ -71,8 +76,8 @@ def original_loop(split: Path, size: int, batch: int, steps: int, seed: int, boa
             loss.backward()
             optimizer.step()
             value = loss.item()
-            gt = target.numpy().astype(bool)
-            fg = torch.argmax(pred, dim=1).numpy().astype(bool)
+            gt = target.cpu().numpy().astype(bool)
+            fg = torch.argmax(pred, dim=1).cpu().numpy().astype(bool)
             union = np.sum(gt | fg)
             iou = float(np.sum(gt & fg) / union) if union else 1.0
             writer.add_scalar("train/loss", value, global_step=step)
