@@ -55,7 +55,7 @@ from ssmvos.data.io import object_mask, read_frame, read_mask  # noqa: E402
 from ssmvos.data.tensors import image_to_tensor, mask_to_tensor  # noqa: E402
 from ssmvos.inference.engine import Engine, VideoState  # noqa: E402
 from ssmvos.inference.evaluate import evaluate_split  # noqa: E402
-from ssmvos.inference.video import FrameFiles  # noqa: E402
+from ssmvos.inference.frames import FrameFiles  # noqa: E402
 from ssmvos.runtime import matmul_scope  # noqa: E402
 
 INPUTS = ("ref_img", "ref_mask", "cur_img", "prev_mask")

@@ -7,9 +7,10 @@ import pytest
 from PIL import Image
 
 from conftest import DAVIS16, require_shared
-from ssmvos.data.io import (DAVIS_PALETTE, iter_video_frames, list_frames, object_mask, read_frame, read_mask,
+from ssmvos.data.io import (DAVIS_PALETTE, list_frames, object_mask, read_frame, read_mask,
                             write_gray_png, write_palette_png)
 from ssmvos.errors import SSMVOSError
+from ssmvos.inference.frames import VideoFile
 
 
 def test_palette_png_round_trip_with_the_davis_colours(tmp_path):
@@ -111,12 +112,15 @@ def test_video_frames(tmp_path):
         bgr[:, :, 2] = 200  # red in BGR
         writer.write(bgr)
     writer.release()
-    frames = list(iter_video_frames(path))
-    assert len(frames) == 3 and frames[0].shape == (24, 32, 3)
+    video = VideoFile(path)
+    frames = [frame for _, frame in video.iterate(list(range(len(video))))]
+    assert len(frames) == 3 and frames[0].shape == (24, 32, 3) and video.fps == 10
     assert frames[0][..., 0].mean() > 150 and frames[0][..., 2].mean() < 60  # RGB order
+    # random access, forwards and back, gives the same frames as decoding in order
+    assert all(np.array_equal(video.get(k), frames[k]) for k in (1, 2, 0, 2))
     (tmp_path / "fake.mp4").write_bytes(b"not a video")
     with pytest.raises(SSMVOSError, match="fake.mp4"):
-        list(iter_video_frames(tmp_path / "fake.mp4"))
+        VideoFile(tmp_path / "fake.mp4")
 
 
 def test_real_davis_frame_and_annotation():

@@ -250,7 +250,7 @@ def test_bad_input_fails_cleanly_before_any_work(case, split_file, tmp_path):
         needles = ("160x64", "too small", "193")
     elif case == "too few positions":
         args += ["--input-width", "16", "--keep-topk", "32"]
-        needles = ("stride-16 positions", "--keep-topk 32")
+        needles = ("stride-16 positions", "keep_topk 32", "--keep-topk")
     elif case == "batch vs world":
         args += ["--batch-size", "3"]
         env = {"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0"}
@@ -321,3 +321,41 @@ def test_resume_weights_only_and_original_format_checkpoints(ddp_run, split_file
     state = load(summary.checkpoints[0])["train_state"]
     assert {float(s["step"]) for s in state["optimizer"]["state"].values()} == {1.0}  # a fresh Adam
     assert "no training state" in (tmp_path / "cont" / "logs" / "train.log").read_text()
+
+
+def test_checkpoint_loads_as_the_configuration_it_was_trained_with(split_file, tmp_path):
+    """A model trained with --matching cosine evaluates as cosine with no flag; a contradicting
+    flag is one clear error; the original's checkpoints (no record) load as before."""
+    from ssmvos import load_checkpoint, read_checkpoint, save_checkpoint
+
+    model_dir = tmp_path / "cosine"
+    proc = run_cli("train", "--model-dir", model_dir, "--split", split_file, *SMALL, "--matching", "cosine",
+                   "--num-workers", "0", "--max-steps", "1", "--save-step", "1")
+    assert proc.returncode == 0, proc.stderr
+    ckpt = model_dir / "checkpoints" / "0.pt"
+    assert read_checkpoint(ckpt).extra["model_config"] == {"encoder": "resnet50", "matching": "cosine", "keep_topk": 8}
+    assert load_checkpoint(ckpt).config == {"encoder": "resnet50", "matching": "cosine", "keep_topk": 8}
+
+    outputs = {}
+    for name, flags in (("none", ()), ("same", ("--matching", "cosine"))):
+        proc = run_cli("evaluate", "--split", split_file, "--resume", ckpt, "--save-dir", tmp_path / name,
+                       "--input-height", "224", "--input-width", "64", "--device", "cpu", "--no-progress", *flags)
+        assert proc.returncode == 0, proc.stderr
+        outputs[name] = {p.relative_to(tmp_path / name): p.read_bytes() for p in (tmp_path / name).rglob("*.png")}
+    assert outputs["none"] and outputs["none"] == outputs["same"]
+    # the same weights run as 'conv' give other masks: the recorded setting matters
+    conv = SSM(matching="conv", keep_topk=8)
+    conv.load_state_dict(read_checkpoint(ckpt).model_state)
+    cos = load_checkpoint(ckpt)
+    x = torch.randn(1, 3, 224, 64)
+    m = (torch.rand(1, 1, 224, 64) > 0.5).float()
+    with torch.no_grad():
+        assert not torch.allclose(conv.eval()(x, m, x, m)[0], cos(x, m, x, m)[0])
+
+    proc = run_cli("evaluate", "--split", split_file, "--resume", ckpt, "--save-dir", tmp_path / "bad",
+                   "--input-height", "224", "--input-width", "64", "--device", "cpu", "--matching", "conv")
+    assert_clean_error(proc, "trained with --matching cosine", "--matching conv contradicts it")
+    # the original's format records nothing: shapes decide, matching defaults to conv
+    original = save_checkpoint(tmp_path / "original.pt", read_checkpoint(ckpt).model_state, 0)
+    assert load_checkpoint(original).config == {"encoder": "resnet50", "matching": "conv", "keep_topk": 8}
+    assert load_checkpoint(original, matching="cosine").config["matching"] == "cosine"

@@ -100,26 +100,49 @@ def check_state_dict(model: nn.Module, state: dict[str, Tensor], source: str) ->
     raise SSMVOSError(f"{source} does not fit the network: " + "; ".join(parts))
 
 
-def load_weights(model: nn.Module, source: str | os.PathLike | Checkpoint) -> Checkpoint:
-    """Load a checkpoint file (or an already read one) into ``model``, strictly."""
-    ckpt = source if isinstance(source, Checkpoint) else read_checkpoint(source)
-    check_state_dict(model, ckpt.model_state, str(source) if not isinstance(source, Checkpoint) else "checkpoint")
-    model.load_state_dict(ckpt.model_state, strict=True)
-    return ckpt
+#: The constructor arguments of ``SSM`` a checkpoint may record under ``model_config``.
+CONFIG_KEYS = ("encoder", "matching", "keep_topk")
+
+
+def recorded_config(ckpt: Checkpoint, source: str) -> dict[str, Any]:
+    """The ``model_config`` a checkpoint records (``ssmvos train`` writes it); {} for the
+    original's checkpoints, which record none."""
+    config = ckpt.extra.get("model_config")
+    if config is None:
+        return {}
+    if not isinstance(config, dict) or any(k not in CONFIG_KEYS for k in config):
+        raise SSMVOSError(f"{source}: its model_config is not a dict of {', '.join(CONFIG_KEYS)}")
+    return dict(config)
+
+
+def model_config_for(ckpt: Checkpoint, source: str, **given: Any) -> dict[str, Any]:
+    """The SSM configuration a checkpoint loads as: its recorded ``model_config``, else what
+    its weight shapes imply (encoder, keep_topk; matching has no weights, so 'conv', the
+    original's default). ``given`` settings (None = not given) must agree with the record.
+    """
+    recorded = recorded_config(ckpt, source)
+    given = {k: v for k, v in given.items() if v is not None}
+    for key, value in given.items():
+        if key in recorded and recorded[key] != value:
+            flag = "--" + key.replace("_", "-")
+            raise SSMVOSError(f"{source} was trained with {flag} {recorded[key]}; {flag} {value} contradicts it "
+                              f"(leave {flag} out to use the checkpoint's)")
+    return {**infer_config(ckpt.model_state), **recorded, **given}
 
 
 def load_checkpoint(path: str | os.PathLike, model: nn.Module | None = None, **config: Any) -> nn.Module:
     """Build (or fill) an SSM network from a checkpoint file.
 
-    With no ``model``, an ``SSM`` is built from ``config`` (encoder, matching, keep_topk),
-    where encoder and keep_topk default to what the checkpoint's shapes imply.
-    Returns the model in eval mode.
+    With no ``model``, an ``SSM`` is built as the checkpoint records (``model_config``,
+    written by ``ssmvos train``) or, for the original's checkpoints, as its weight shapes
+    imply; ``config`` (encoder, matching, keep_topk; None = unset) may only repeat what a
+    checkpoint records. Returns the model in eval mode.
     """
     ckpt = read_checkpoint(path)
     if model is None:
         from .model import SSM
 
-        model = SSM(**{**infer_config(ckpt.model_state), **config})
+        model = SSM(**model_config_for(ckpt, str(path), **config))
     check_state_dict(model, ckpt.model_state, str(path))
     model.load_state_dict(ckpt.model_state, strict=True)
     return model.eval()

@@ -4,14 +4,15 @@ from __future__ import annotations
 import argparse
 
 
-def add_model_flags(p: argparse.ArgumentParser, *, encoder_default: str | None = None) -> None:
-    """--encoder --matching --keep-topk as the original scripts spell them."""
-    p.add_argument("--encoder", choices=["resnet50", "resnet101"], default=encoder_default,
-                   help="encoder (default: what the checkpoint's shapes imply)" if encoder_default is None
-                   else f"encoder (default {encoder_default})")
-    p.add_argument("--matching", choices=["conv", "cosine"], default="conv", help="pixel matching (default conv)")
+def add_model_flags(p: argparse.ArgumentParser) -> None:
+    """--encoder --matching --keep-topk as the original scripts spell them (default: the checkpoint's)."""
+    p.add_argument("--encoder", choices=["resnet50", "resnet101"], default=None,
+                   help="encoder (default: what the checkpoint records, or what its shapes imply)")
+    p.add_argument("--matching", choices=["conv", "cosine"], default=None,
+                   help="pixel matching (default: what the checkpoint records; conv for the original's checkpoints)")
     p.add_argument("--keep-topk", type=int, default=None,
-                   help="top-k of the matching (default: what the checkpoint implies, 32 for the published models)")
+                   help="top-k of the matching (default: what the checkpoint records or implies, 32 for the "
+                   "published models)")
 
 
 def add_runtime_flags(p: argparse.ArgumentParser) -> None:
@@ -40,10 +41,17 @@ def runner_options(args: argparse.Namespace) -> dict:
 
 
 def model_config(args: argparse.Namespace) -> dict:
-    """The SSM constructor arguments given on the command line (None = infer)."""
-    config = {"matching": args.matching}
-    if args.encoder is not None:
-        config["encoder"] = args.encoder
-    if args.keep_topk is not None:
-        config["keep_topk"] = args.keep_topk
-    return config
+    """The SSM settings given on the command line (None = not given: the checkpoint's)."""
+    return {"encoder": args.encoder, "matching": args.matching, "keep_topk": args.keep_topk}
+
+
+def check_network_input(height: int, width: int, keep_topk: int, size_flags: str, topk_flag: str | None) -> None:
+    """Raise SSMVOSError unless the network can run at height×width with keep_topk, naming the
+    flags of the command that set them."""
+    from ..errors import SSMVOSError
+    from ..model.ssm import input_problem
+
+    problem = input_problem(height, width, keep_topk)
+    if problem:
+        flags = size_flags + (f" / {topk_flag}" if topk_flag else "")
+        raise SSMVOSError(f"{problem} (set by {flags})")

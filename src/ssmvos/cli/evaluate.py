@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 
-from .common import add_inference_flags, add_model_flags, model_config
+from .common import add_inference_flags, add_model_flags, check_network_input, model_config
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -44,7 +44,6 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import SSMVOSError
     from ..inference.engine import Engine
     from ..inference.evaluate import EvaluationStats, evaluate_split, write_submission_zip
-    from ..inputs import check_input_size
     from ..weights import resolve_weights
 
     ctx = planned_context(args.device)
@@ -52,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
         raise SSMVOSError("under torchrun, --zip and --score need --merged-dir (one folder all processes write)")
     entries = load_split(args.split)
     model = load_checkpoint(resolve_weights(args.resume), **model_config(args))
-    check_input_size(args.input_height, args.input_width, model.config["keep_topk"])
+    check_network_input(args.input_height, args.input_width, model.config["keep_topk"],
+                        "--input-height/--input-width", "--keep-topk")
     engine = Engine(model, (args.input_height, args.input_width), args.fix_margin, ctx.device, args.precision,
                     args.max_batch, compile=args.compile, cuda_graphs=args.cuda_graphs)
     init_process_group(ctx)

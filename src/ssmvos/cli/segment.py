@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_inference_flags
+from .common import add_inference_flags, check_network_input
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -37,7 +37,6 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import SSMVOSError
     from ..inference.predictor import VideoPredictor
     from ..inference.segment import demo_clip, segment_video
-    from ..inputs import check_input_size
     from ..weights import resolve_weights
 
     if args.demo:
@@ -48,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         if mask is None:
             raise SSMVOSError("--mask is required (the first-frame mask PNG)")
     model = load_checkpoint(resolve_weights(args.weights))
-    check_input_size(args.input_size, args.input_size, model.config["keep_topk"])
+    check_network_input(args.input_size, args.input_size, model.config["keep_topk"], "--input-size", None)
     predictor = VideoPredictor(model, args.input_size, args.fix_margin, args.device, args.precision, args.max_batch,
                                compile=args.compile, cuda_graphs=args.cuda_graphs)
     stats = segment_video(predictor, video, mask, args.out, args.overlay, progress=not args.no_progress)

@@ -6,7 +6,6 @@ Writing is atomic (temporary file + rename), so an interrupted run leaves no hal
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -116,7 +115,7 @@ def list_frames(folder: str | os.PathLike) -> list[Path]:
 
 
 def open_video(path: str | os.PathLike):
-    """Open a video file with OpenCV; returns (capture, frame count, fps)."""
+    """Open a video file with OpenCV; returns (capture, fps)."""
     import cv2
 
     path = Path(path)
@@ -125,25 +124,5 @@ def open_video(path: str | os.PathLike):
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         raise SSMVOSError(f"cannot open video {path} (not a video file OpenCV can decode)")
-    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
     fps = float(cap.get(cv2.CAP_PROP_FPS)) or 25.0
-    return cap, count, fps
-
-
-def iter_video_frames(path: str | os.PathLike) -> Iterator[np.ndarray]:
-    """Decode a video file frame by frame as H×W×3 uint8 RGB."""
-    import cv2
-
-    cap, _, _ = open_video(path)
-    try:
-        produced = 0
-        while True:
-            ok, bgr = cap.read()
-            if not ok:
-                break
-            produced += 1
-            yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        if produced == 0:
-            raise SSMVOSError(f"video {path} has no decodable frames")
-    finally:
-        cap.release()
+    return cap, fps

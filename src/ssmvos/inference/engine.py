@@ -16,7 +16,6 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import cv2
@@ -26,7 +25,9 @@ import torch
 from ..data import geometry
 from ..errors import SSMVOSError
 from ..model import SSM, ReferenceEncoding
+from ..model.ssm import input_problem
 from ..runtime import NetworkRunner
+from .frames import FrameSource
 
 
 @dataclass
@@ -66,7 +67,7 @@ class FrameResult:
 class VideoState:
     """Per-video inference state: frame source, size, and the objects in id order."""
 
-    frames: "FrameSource"
+    frames: FrameSource
     height: int
     width: int
     objects: dict[int, ObjectState] = field(default_factory=dict)
@@ -74,39 +75,6 @@ class VideoState:
     @property
     def num_frames(self) -> int:
         return len(self.frames)
-
-
-class FrameSource:
-    """Random access to the frames of a video (a list of image paths or a decoded clip).
-
-    ``get(i)`` -> H×W×3 uint8 RGB. Subclasses in ``inference.video``.
-    """
-
-    def __len__(self) -> int:  # pragma: no cover - interface
-        raise NotImplementedError
-
-    def get(self, index: int) -> np.ndarray:  # pragma: no cover - interface
-        raise NotImplementedError
-
-    def name(self, index: int) -> str:
-        """A file stem for frame ``index`` (used for output names)."""
-        return f"{index:05d}"
-
-    def iterate(self, indices: list[int], prefetch: int = 4) -> Iterator[tuple[int, np.ndarray]]:
-        """Decode ``indices`` in order, ``prefetch`` frames ahead in threads."""
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="ssmvos-decode") as pool:
-            pending: list[tuple[int, Future]] = []
-            it = iter(indices)
-            for i in it:
-                pending.append((i, pool.submit(self.get, i)))
-                if len(pending) > prefetch:
-                    break
-            while pending:
-                i, fut = pending.pop(0)
-                nxt = next(it, None)
-                if nxt is not None:
-                    pending.append((nxt, pool.submit(self.get, nxt)))
-                yield i, fut.result()
 
 
 @dataclass
@@ -157,6 +125,9 @@ class Engine:
                  device: str | torch.device = "cpu", precision: str = "fp32", max_batch: int = 16,
                  channels_last: bool = True, compile: bool = False, cuda_graphs: bool = False,
                  lookahead: bool | None = None):
+        problem = input_problem(*input_size, model.config["keep_topk"])
+        if problem:
+            raise SSMVOSError(f"{problem} (input_size)")
         self.runner = NetworkRunner(model, device, precision, channels_last, compile, cuda_graphs)
         self.lookahead = self.runner.device.type == "cuda" if lookahead is None else lookahead
         self.input_size = input_size

@@ -22,7 +22,7 @@ from ..data.splits import ObjectTrack, check_files, group_tracks
 from ..errors import SSMVOSError
 from .engine import Engine, VideoState
 from .merge import merge_frame
-from .video import FrameFiles
+from .frames import FrameFiles
 from .writer import AsyncWriter
 
 

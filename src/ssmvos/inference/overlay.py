@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from ..atomic import PendingFile
 from ..data.io import DAVIS_PALETTE
 from ..errors import SSMVOSError
 
@@ -30,13 +30,11 @@ class OverlayWriter:
 
     def __init__(self, path: str | os.PathLike, width: int, height: int, fps: float):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=self.path.suffix or ".mp4",
-                                        dir=self.path.parent)
-        os.close(fd)
-        self.writer = cv2.VideoWriter(self.tmp, cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+        # the container is chosen from the file name's suffix: keep the target's
+        self.file = PendingFile(self.path, suffix=self.path.suffix or ".mp4")
+        self.writer = cv2.VideoWriter(str(self.file.tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
         if not self.writer.isOpened():
-            Path(self.tmp).unlink(missing_ok=True)
+            self.file.discard()
             raise SSMVOSError(f"cannot write the overlay video {self.path} (OpenCV has no mp4v encoder here)")
 
     def write(self, frame_rgb: np.ndarray) -> None:
@@ -44,9 +42,8 @@ class OverlayWriter:
 
     def close(self) -> Path:
         self.writer.release()
-        os.replace(self.tmp, self.path)
-        return self.path
+        return self.file.commit()
 
     def abort(self) -> None:
         self.writer.release()
-        Path(self.tmp).unlink(missing_ok=True)
+        self.file.discard()

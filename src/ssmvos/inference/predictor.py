@@ -15,7 +15,7 @@ import numpy as np
 
 from ..model import SSM
 from .engine import Engine, VideoState
-from .video import open_frames
+from .frames import open_frames
 
 
 class VideoPredictor:

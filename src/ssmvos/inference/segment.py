@@ -15,7 +15,6 @@ from ..errors import SSMVOSError
 from .merge import merge_frame
 from .overlay import OverlayWriter, blend
 from .predictor import VideoPredictor
-from .video import VideoFile
 from .writer import AsyncWriter
 
 
@@ -73,7 +72,7 @@ def segment_video(predictor: VideoPredictor, video: str | os.PathLike, mask_path
         check_writable(Path(overlay).parent)
     for obj_id, mask in objects.items():
         predictor.add_new_mask(state, 0, obj_id, mask)
-    fps = state.frames.fps if isinstance(state.frames, VideoFile) else 24.0
+    fps = state.frames.fps or 24.0  # frame folders carry no frame rate
     writer = OverlayWriter(overlay, state.width, state.height, fps) if overlay is not None else None
     start = time.perf_counter()
     frames = 0

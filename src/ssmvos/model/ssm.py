@@ -1,6 +1,7 @@
 """The SSM network (Zhu et al., T-CSVT 2021), numerically faithful to the original code."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 
 import torch
@@ -13,6 +14,35 @@ from .resnet import ENCODERS
 
 #: Smallest input height: layer4 (stride 32) needs 7 rows for the GCB's unpadded 7×1 conv.
 MIN_INPUT_HEIGHT = 193
+#: Channels of the stride-16 features; keep_topk must divide them (the structure branch's groups).
+X4_CHANNELS = 1024
+
+
+def stride16_size(height: int, width: int) -> tuple[int, int]:
+    """Rows and columns of the encoder's stride-16 features for an H×W input (conv1 and every
+    later stride-2 step round up)."""
+    h, w = height, width
+    for _ in range(4):
+        h, w = math.ceil(h / 2), math.ceil(w / 2)
+    return h, w
+
+
+def input_problem(height: int, width: int, keep_topk: int) -> str | None:
+    """Why the network cannot run on height×width inputs with ``keep_topk``, or None.
+
+    The words name no flag: each front end adds its own.
+    """
+    if not isinstance(keep_topk, int) or keep_topk < 1 or X4_CHANNELS % keep_topk:
+        return (f"keep_topk {keep_topk} is not a positive divisor of {X4_CHANNELS} (the structure branch splits "
+                f"the {X4_CHANNELS} stride-16 channels into keep_topk groups)")
+    if height < MIN_INPUT_HEIGHT or width < 1:
+        return (f"input size {height}x{width} (height x width) is too small: the network needs a height of at "
+                f"least {MIN_INPUT_HEIGHT} px (its 7x1 convolution on the stride-32 features)")
+    h, w = stride16_size(height, width)
+    if h * w < keep_topk:
+        return (f"input size {height}x{width} gives only {h}x{w} = {h * w} stride-16 positions, fewer than "
+                f"keep_topk {keep_topk}: use a larger input or a smaller keep_topk")
+    return None
 
 
 @dataclass
@@ -33,20 +63,12 @@ class ReferenceEncoding:
     def __len__(self) -> int:
         return self.x5.shape[0]
 
-    def select(self, index: Tensor | list[int] | slice) -> "ReferenceEncoding":
-        """Rows ``index`` of every tensor (objects picked out of a batch)."""
-        return ReferenceEncoding(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
-
     @staticmethod
     def cat(encodings: list["ReferenceEncoding"]) -> "ReferenceEncoding":
         """Stack several encodings along the batch dimension."""
         return ReferenceEncoding(
             **{f.name: torch.cat([getattr(e, f.name) for e in encodings]) for f in fields(ReferenceEncoding)}
         )
-
-    def to(self, *args, **kwargs) -> "ReferenceEncoding":
-        """``Tensor.to`` applied to every tensor."""
-        return ReferenceEncoding(**{f.name: getattr(self, f.name).to(*args, **kwargs) for f in fields(self)})
 
 
 class SSM(nn.Module):
@@ -78,8 +100,14 @@ class SSM(nn.Module):
         self.classifier = nn.Conv2d(256, 2, kernel_size=3, padding=1)
         self.dropout2d = nn.Dropout2d(p=0.5)
 
+    def _check_input(self, images: Tensor) -> None:
+        problem = input_problem(*images.shape[-2:], self.config["keep_topk"])
+        if problem:
+            raise ValueError(problem)
+
     def encode_reference(self, ref_img: Tensor, ref_mask: Tensor) -> ReferenceEncoding:
         """Encode the reference pair once: ref_img N×3×H×W, ref_mask N×1×H×W."""
+        self._check_input(ref_img)
         x5, x4, _, _, _ = self.encoder(torch.cat([ref_img, ref_mask], dim=1))
         fg = reference_foreground(ref_mask, x4.shape[-2:])
         group_feats, global_feats = self.pixel_corr.self_structure.reference_parts(x4)
@@ -87,10 +115,7 @@ class SSM(nn.Module):
 
     def encode_current(self, cur_img: Tensor, prev_mask: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Encoder on the current pair: -> (x5, x4, x3, x2) at strides 32, 16, 8, 4."""
-        size = cur_img.shape[-2:]
-        if size[0] < MIN_INPUT_HEIGHT:
-            raise ValueError(f"input height {size[0]} is too small: SSM needs at least {MIN_INPUT_HEIGHT} px "
-                             "(the GCB's 7×1 convolution on the stride-32 features)")
+        self._check_input(cur_img)
         x5, x4, x3, x2, _ = self.encoder(torch.cat([cur_img, prev_mask], dim=1))
         return x5, x4, x3, x2
 

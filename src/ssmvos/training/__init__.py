@@ -1,5 +1,5 @@
 """Training: the original SSM-VOS recipe on DistributedDataParallel with exact resumption."""
-from .config import TrainConfig, check_config, check_input_size
+from .config import TrainConfig, check_config
 from .trainer import TrainSummary, Trainer, intersection_union, iou_from, segmentation_loss, train
 
 __all__ = [
@@ -7,7 +7,6 @@ __all__ = [
     "TrainSummary",
     "Trainer",
     "check_config",
-    "check_input_size",
     "intersection_union",
     "iou_from",
     "segmentation_loss",

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SSMVOSError
-from ..inputs import check_input_size
+from ..model.ssm import input_problem
 from ..runtime import DEVICES, PRECISIONS
 
 
@@ -77,7 +77,9 @@ def check_config(config: TrainConfig, world_size: int) -> None:
     if config.batch_size % world_size:
         raise SSMVOSError(f"--batch-size {config.batch_size} is the global batch and must be divisible by the "
                           f"number of processes ({world_size})")
-    check_input_size(config.input_height, config.input_width, config.keep_topk)
+    problem = input_problem(config.input_height, config.input_width, config.keep_topk)
+    if problem:
+        raise SSMVOSError(f"{problem} (set by --input-height/--input-width / --keep-topk)")
     model_dir = Path(config.model_dir)
     if model_dir.exists() and not model_dir.is_dir():
         raise SSMVOSError(f"--model-dir {model_dir} is a file, not a directory")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ..atomic import write_json_atomic
 from ..checkpoint import Checkpoint, check_state_dict, read_checkpoint, save_checkpoint
+from ..cpus import available_cpus
 from ..distributed import DistContext, all_gather_objects, all_reduce_sum, init_process_group, planned_context, shutdown
 from ..errors import SSMVOSError
 from ..model import SSM
@@ -86,11 +86,7 @@ def parameter_groups(model: SSM, base_lr: float, encoder_lr_weight: float) -> li
 
 def capped_workers(requested: int, local_world_size: int) -> int:
     """``requested`` DataLoader workers, at most the CPUs available per local process."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cpus = os.cpu_count() or 1
-    return min(requested, max(1, cpus // max(1, local_world_size)))
+    return min(requested, max(1, available_cpus() // max(1, local_world_size)))
 
 
 @dataclass
