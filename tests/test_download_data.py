@@ -10,13 +10,8 @@ import pytest
 
 from conftest import assert_clean_error, run_cli
 from local_http import LocalServer
-from ssmvos.data.download import (
-    dataset_url,
-    default_dataset_roots,
-    download_dataset,
-    missing_folders,
-    youtube_instructions,
-)
+from ssmvos.data.datasets import default_roots
+from ssmvos.data.download import dataset_url, download_dataset, manual_instructions, missing_folders
 from ssmvos.errors import SSMVOSError
 
 ZIP16 = "DAVIS-data.zip"
@@ -178,16 +173,20 @@ def test_names_urls_and_default_roots(monkeypatch, tmp_path):
     assert dataset_url("davis2016") == "https://graphics.ethz.ch/Downloads/Data/Davis/DAVIS-data.zip"
     monkeypatch.setenv("SSMVOS_DATA_URL", "http://mirror.example/davis/")
     assert dataset_url("davis2017_test") == "http://mirror.example/davis/DAVIS-2017-test-dev-480p.zip"
-    assert default_dataset_roots(tmp_path) == {
+    for folder in ("DAVIS2016", "DAVIS2017", "DAVIS2017_test", "YouTubeVOS"):
+        (tmp_path / folder).mkdir()
+    assert default_roots(tmp_path) == {
         "davis2016": tmp_path / "DAVIS2016",
         "davis2017": tmp_path / "DAVIS2017",
         "davis2017_test": tmp_path / "DAVIS2017_test",
         "youtube": tmp_path / "YouTubeVOS",
     }
+    for folder in ("DAVIS2016", "DAVIS2017", "DAVIS2017_test", "YouTubeVOS"):
+        (tmp_path / folder).rmdir()
     with pytest.raises(SSMVOSError, match="unknown dataset 'davis2019'; choose one of davis2016, davis2017, "
-                                          "davis2017-test, youtube"):
+                                          "davis2017_test, youtube"):
         download_dataset("davis2019", tmp_path)
-    with pytest.raises(SSMVOSError, match="YouTube-VOS cannot be downloaded automatically"):
+    with pytest.raises(SSMVOSError, match="YouTube-VOS 2018 .* cannot be downloaded automatically"):
         download_dataset("youtube", tmp_path)
     assert listing(tmp_path) == []
 
@@ -208,7 +207,7 @@ def test_cli_download_data(server, tmp_path):
 def test_cli_youtube_prints_instructions(tmp_path):
     proc = run_cli("download-data", "youtube", "--root", tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == youtube_instructions(tmp_path).strip()
+    assert proc.stdout.strip() == manual_instructions("youtube", tmp_path).strip()
     assert "https://youtube-vos.org/dataset/vos/" in proc.stdout and "CodaLab" in proc.stdout
     assert f"{tmp_path / 'YouTubeVOS'}/valid/meta.json" in proc.stdout
     assert listing(tmp_path) == []

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from conftest import DAVIS16, REFERENCE, assert_clean_error, require_shared, run_cli
-from ssmvos.data.index import index_datasets, index_davis2016, index_davis2017, index_youtube, write_split
+from ssmvos.data.datasets import index_datasets
+from ssmvos.data.index import index_davis2016, index_davis2017, index_youtube
 from ssmvos.data.io import read_mask, write_palette_png
-from ssmvos.data.splits import load_split
-from ssmvos.data.train_set import check_track_order
+from ssmvos.data.splits import check_track_order, load_split, write_split
 from ssmvos.errors import SSMVOSError
 
 TWO_OBJECT = REFERENCE / "davis_two_object" / "Annotations" / "480p" / "libby"
@@ -71,33 +71,33 @@ def test_davis2016_val_from_the_shared_data():
     require_shared(DAVIS16)
     entries = index_davis2016(DAVIS16, "val")
     assert len(entries) == 1376
-    assert {e["object_index"] for e in entries} == {255}
-    videos = list(dict.fromkeys(e["video_name"] for e in entries))
+    assert {e.object_index for e in entries} == {255}
+    videos = list(dict.fromkeys(e.video_name for e in entries))
     assert videos == sorted(videos) and len(videos) == 20
     check_track_order(entries)
     e = entries[60]  # bmx-trees follows blackswan's 50 frames
-    assert e["video_name"] == "bmx-trees" and e["frame_index"] == 10 and e["num_frames"] == 80
-    assert Path(e["image_path"]).is_absolute() and Path(e["image_path"]).is_file()
-    assert Path(e["image_path"]).stem == Path(e["mask_path"]).stem == "00010"
+    assert e.video_name == "bmx-trees" and e.frame_index == 10 and e.num_frames == 80
+    assert Path(e.image_path).is_absolute() and Path(e.image_path).is_file()
+    assert Path(e.image_path).stem == Path(e.mask_path).stem == "00010"
 
 
 def test_davis2017_train_objects_and_order(tmp_path):
     root = davis2017_layout(tmp_path / "DAVIS2017")
     entries = index_davis2017(root, "train")
-    keys = [(e["video_name"], e["object_index"], e["frame_index"], e["num_frames"]) for e in entries]
+    keys = [(e.video_name, e.object_index, e.frame_index, e.num_frames) for e in entries]
     assert keys == ([("libby", 1, k, 4) for k in range(4)] + [("libby", 2, k, 4) for k in range(4)]
                     + [("blackswan", 1, k, 3) for k in range(3)])
     for e in entries:
-        assert Path(e["image_path"]).stem == Path(e["mask_path"]).stem
-        assert Path(e["mask_path"]).is_file() and Path(e["image_path"]).is_absolute()
+        assert Path(e.image_path).stem == Path(e.mask_path).stem
+        assert Path(e.mask_path).is_file() and Path(e.image_path).is_absolute()
 
 
 def test_davis2017_test_dev_points_to_the_first_annotation(tmp_path):
     root = davis2017_layout(tmp_path / "DAVIS2017_test", test=True)
     entries = index_davis2017(root, "test")
-    assert [(e["object_index"], e["frame_index"]) for e in entries] == [(o, k) for o in (1, 2) for k in range(4)]
-    assert {Path(e["mask_path"]).name for e in entries} == {"00000.png"}
-    assert [Path(e["image_path"]).name for e in entries[:4]] == [f"{k:05d}.jpg" for k in range(4)]
+    assert [(e.object_index, e.frame_index) for e in entries] == [(o, k) for o in (1, 2) for k in range(4)]
+    assert {Path(e.mask_path).name for e in entries} == {"00000.png"}
+    assert [Path(e.image_path).name for e in entries[:4]] == [f"{k:05d}.jpg" for k in range(4)]
 
 
 def test_davis_bad_layouts_name_the_culprit(tmp_path):
@@ -125,15 +125,15 @@ def test_davis_bad_layouts_name_the_culprit(tmp_path):
 def test_youtube_objects_follow_their_own_frame_lists(tmp_path):
     root = youtube_layout(tmp_path / "YouTubeVOS")
     train = index_youtube(root, "train")
-    assert [(e["object_index"], e["frame_index"], e["num_frames"], Path(e["image_path"]).stem) for e in train] == (
+    assert [(e.object_index, e.frame_index, e.num_frames, Path(e.image_path).stem) for e in train] == (
         [(1, k, 4, f) for k, f in enumerate(["00000", "00005", "00010", "00015"])]
         + [(2, 0, 2, "00010"), (2, 1, 2, "00015")])
-    assert all(Path(e["mask_path"]).stem == Path(e["image_path"]).stem for e in train)
+    assert all(Path(e.mask_path).stem == Path(e.image_path).stem for e in train)
     check_track_order(train)
     test = index_youtube(root, "test")
-    assert [Path(e["image_path"]).stem for e in test] == [Path(e["image_path"]).stem for e in train]
-    assert [Path(e["mask_path"]).stem for e in test] == ["00000"] * 4 + ["00010"] * 2
-    assert all("/valid/" in e["image_path"] for e in test)
+    assert [Path(e.image_path).stem for e in test] == [Path(e.image_path).stem for e in train]
+    assert [Path(e.mask_path).stem for e in test] == ["00000"] * 4 + ["00010"] * 2
+    assert all("/valid/" in e.image_path for e in test)
 
 
 def test_youtube_bad_input(tmp_path):
@@ -195,7 +195,7 @@ def test_cli_default_layout_and_nothing_found(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "found" in proc.stdout and "DAVIS2016" in proc.stdout
     entries = load_split(tmp_path / "splits" / "davis2016_val.json")
-    assert len(entries) == 1376 and Path(entries[0]["image_path"]).is_file()
+    assert len(entries) == 1376 and Path(entries[0].image_path).is_file()
     empty = tmp_path / "empty"
     empty.mkdir()
     assert_clean_error(run_cli("index", cwd=empty), "no dataset root given", "datasets")

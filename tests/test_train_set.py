@@ -12,7 +12,8 @@ from torch.utils.data import DataLoader
 from conftest import DAVIS16, require_shared
 from ssmvos.data.io import write_palette_png
 from ssmvos.data.tensors import IMAGENET_MEAN, IMAGENET_STD
-from ssmvos.data.train_set import TrainSet, check_track_order, worker_init_fn
+from ssmvos.data.splits import as_entries, check_track_order
+from ssmvos.data.train_set import TrainSet, worker_init_fn
 from ssmvos.errors import SSMVOSError
 
 H, W = 48, 64
@@ -145,7 +146,7 @@ def test_split_out_of_track_order_is_refused(split):
     with pytest.raises(SSMVOSError, match="consecutive"):
         TrainSet(shuffled)
     with pytest.raises(SSMVOSError, match="incomplete"):
-        check_track_order(split[:-1])
+        check_track_order(as_entries(split[:-1]))
     with pytest.raises(SSMVOSError, match="consecutive"):
         TrainSet(split[1:])
 

@@ -3,8 +3,8 @@
 The one owner of these choices; the inference engine, the trainer and the command line take
 their names, checks and contexts from here.
 
-* Devices (``DEVICES``): ``auto`` picks CUDA, then Apple MPS, then the CPU.
-* Precisions (``PRECISIONS``):
+* Devices (``options.DEVICES``): ``auto`` picks CUDA, then Apple MPS, then the CPU.
+* Precisions (``options.PRECISIONS``):
   - ``fp32``: IEEE float32 throughout, the faithful setting. TF32 is switched OFF for the
     code inside :func:`precision_scope`, whatever the process default (PyTorch lets cuDNN
     convolve float32 tensors in TF32 on NVIDIA GPUs unless told otherwise).
@@ -27,15 +27,9 @@ from torch import Tensor
 from .data.tensors import normalize_images
 from .errors import SSMVOSError
 from .model import SSM, ReferenceEncoding
+from .options import DEVICES, PRECISIONS
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-PRECISION_HELP = ("fp32 (IEEE float32, faithful to the original; the default), tf32 (float32 with TF32 matrix units "
-                  "on NVIDIA GPUs), bf16 or fp16 (autocast): faster, not faithful; see benchmarks/README.md")
-DEVICE_HELP = ("where to run: auto (default: CUDA, else Apple MPS, else CPU), cpu, cuda (this process's GPU), mps "
-               "(Apple GPUs; untested, see README)")
 
 
 # --------------------------------------------------------------------------- devices

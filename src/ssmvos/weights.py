@@ -23,13 +23,14 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
 
-import torch
-from torch import Tensor, nn
+from typing import TYPE_CHECKING
 
-from .checkpoint import check_state_dict, read_checkpoint
-from .download import describe_network_error, download
 from .errors import SSMVOSError
-from .model import SSM, adapt_conv1_to_rgbm
+from .fetch import describe_network_error, download
+
+if TYPE_CHECKING:  # torch is imported where it is used: listing the names needs none of it
+    import torch
+    from torch import Tensor, nn
 
 #: Published SSM checkpoints of the original project (Dropbox share links).
 PUBLISHED: dict[str, str] = {
@@ -83,6 +84,10 @@ def published_url(name: str, base_url: str | None = None) -> str:
 def _expected_network() -> nn.Module:
     """The default SSM (resnet50, conv, keep_topk 32), built on the meta device: shapes
     only, no memory and no downloads. Published checkpoints must fit it exactly."""
+    import torch
+
+    from .model import SSM
+
     with torch.device("meta"):
         return SSM()
 
@@ -97,10 +102,14 @@ def verify_ssm_checkpoint(path: Path, source: str) -> None:
         raise SSMVOSError(f"the file downloaded from {source} is not a PyTorch checkpoint: it starts with "
                           f"'{shown}' (a web page instead of the file?)")
     try:
+        from .checkpoint import read_checkpoint
+
         ckpt = read_checkpoint(path)
     except SSMVOSError as exc:
         reason = str(exc).replace(f"{path} ", "it ").replace(str(path), "it")
         raise SSMVOSError(f"the file downloaded from {source} is not a valid SSM checkpoint: {reason}") from None
+    from .checkpoint import check_state_dict
+
     check_state_dict(_expected_network(), ckpt.model_state, f"the file downloaded from {source}")
 
 
@@ -160,6 +169,8 @@ def imagenet_url(arch: str, base_url: str | None = None) -> str:
 def imagenet_state_dict(arch: str, *, url: str | None = None, progress: bool = True) -> dict[str, Tensor]:
     """torchvision's 3-channel ImageNet state dict for ``arch`` (resnet50, resnet101),
     cached under ``<cache>/hub`` and checked against the sha256 prefix in its file name."""
+    import torch
+
     url = url or imagenet_url(arch)
     model_dir = cache_dir() / "hub"
     cached = model_dir / _file_name(url)
@@ -185,7 +196,7 @@ def imagenet_state_dict(arch: str, *, url: str | None = None, progress: bool = T
                           f"download it again, or {fallback}") from None
     except OSError as exc:
         raise SSMVOSError(f"ImageNet weights could not be fetched from {url} ({exc.strerror or exc}); {fallback}") from None
-    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise SSMVOSError(f"{cached} is not a state dict of tensors; delete it, or {fallback}")
     return state
 
@@ -197,6 +208,9 @@ def init_encoder_from_imagenet(model: nn.Module, generator: torch.Generator | No
     conv1 keeps the 3 RGB input channels and gets a 4th (mask) channel drawn from
     N(0, 1e-4) with ``generator``; the classifier is dropped. Returns ``model``.
     """
+    from .checkpoint import check_state_dict
+    from .model import adapt_conv1_to_rgbm
+
     arch = model.config["encoder"]
     url = url or imagenet_url(arch)
     state = imagenet_state_dict(arch, url=url, progress=progress)

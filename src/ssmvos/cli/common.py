@@ -17,7 +17,7 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
 
 def add_runtime_flags(p: argparse.ArgumentParser) -> None:
     """--device --precision (inference and training)."""
-    from ..runtime import DEVICE_HELP, DEVICES, PRECISION_HELP, PRECISIONS
+    from ..options import DEVICE_HELP, DEVICES, PRECISION_HELP, PRECISIONS
 
     p.add_argument("--device", choices=DEVICES, default="auto", help=DEVICE_HELP)
     p.add_argument("--precision", choices=PRECISIONS, default="fp32", help=PRECISION_HELP)
@@ -38,11 +38,6 @@ def runner_options(args: argparse.Namespace) -> dict:
     """NetworkRunner keyword arguments from add_inference_flags' flags."""
     return {"device": args.device, "precision": args.precision, "compile": args.compile,
             "cuda_graphs": args.cuda_graphs}
-
-
-def model_config(args: argparse.Namespace) -> dict:
-    """The SSM settings given on the command line (None = not given: the checkpoint's)."""
-    return {"encoder": args.encoder, "matching": args.matching, "keep_topk": args.keep_topk}
 
 
 def check_network_input(height: int, width: int, keep_topk: int, size_flags: str, topk_flag: str | None) -> None:

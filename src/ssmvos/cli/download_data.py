@@ -1,4 +1,4 @@
-"""``ssmvos download-data {davis2016,davis2017,davis2017-test,youtube}``: fetch a dataset."""
+"""``ssmvos download-data {davis2016,davis2017,davis2017_test,youtube}``: fetch a dataset."""
 from __future__ import annotations
 
 import argparse
@@ -17,14 +17,15 @@ from instead of the official servers)."""
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    from ..data.download import DATASETS
+    from ..data.datasets import DATASETS
 
     p = subparsers.add_parser(
         "download-data", help="download and unpack a dataset (DAVIS) or explain how (YouTube-VOS)",
         description="Download and unpack a DAVIS dataset into the folder the other commands "
                     "expect, or print how to get YouTube-VOS; prints the dataset folder.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("name", choices=[*DATASETS, "youtube"], help="which dataset")
+    p.add_argument("name", choices=list(DATASETS), type=lambda name: name.replace("-", "_"),
+                   help="which dataset (dashes are accepted for underscores)")
     p.add_argument("--root", default="datasets", help="folder the datasets live in (default: datasets)")
     p.add_argument("--force", action="store_true", help="download and unpack again, replacing the folder")
     p.add_argument("--keep-archive", action="store_true", help="keep the zip in <root>/.downloads after unpacking")
@@ -33,10 +34,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.download import download_dataset, youtube_instructions
+    from ..data.datasets import DATASETS
+    from ..data.download import download_dataset, manual_instructions
 
-    if args.name == "youtube":
-        print(youtube_instructions(args.root))
+    if DATASETS[args.name].archive_url is None:
+        print(manual_instructions(args.name, args.root))
         return 0
     print(download_dataset(args.name, args.root, force=args.force, keep_archive=args.keep_archive))
     return 0

@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import argparse
-import tempfile
 
-from .common import add_inference_flags, add_model_flags, check_network_input, model_config
+from .common import add_inference_flags, add_model_flags
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -38,65 +37,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..checkpoint import load_checkpoint
-    from ..data.splits import load_split
-    from ..distributed import all_gather_objects, init_process_group, planned_context, raise_if_any_failed, shutdown
-    from ..errors import SSMVOSError
-    from ..inference.engine import Engine
-    from ..inference.evaluate import EvaluationStats, evaluate_split, write_submission_zip
-    from ..weights import resolve_weights
+    from dataclasses import fields
 
-    ctx = planned_context(args.device)
-    if ctx.world_size > 1 and (args.zip or args.score) and not args.merged_dir:
-        raise SSMVOSError("under torchrun, --zip and --score need --merged-dir (one folder all processes write)")
-    entries = load_split(args.split)
-    model = load_checkpoint(resolve_weights(args.resume), **model_config(args))
-    check_network_input(args.input_height, args.input_width, model.config["keep_topk"],
-                        "--input-height/--input-width", "--keep-topk")
-    engine = Engine(model, (args.input_height, args.input_width), args.fix_margin, ctx.device, args.precision,
-                    args.max_batch, compile=args.compile, cuda_graphs=args.cuda_graphs)
-    init_process_group(ctx)
-    try:
-        with tempfile.TemporaryDirectory(prefix="ssmvos-merged-") as tmp:
-            merged = args.merged_dir or (tmp if (args.zip or args.score) else None)
-            error, stats = None, EvaluationStats()
-            try:
-                stats = evaluate_split(entries, engine, args.save_dir, merged, args.merge_mode,
-                                       progress=not args.no_progress and ctx.is_main, io_workers=args.num_workers,
-                                       shard=(ctx.rank, ctx.world_size))
-            except SSMVOSError as exc:
-                if ctx.world_size == 1:
-                    raise
-                error = f"rank {ctx.rank}: {exc}"
-            raise_if_any_failed(ctx, error)
-            parts = all_gather_objects(ctx, stats)  # every rank has finished writing here
-            if not ctx.is_main:
-                return 0
-            total = EvaluationStats(*(sum(getattr(p, f) for p in parts) for f in
-                                      ("videos", "objects", "frames", "object_frames")),
-                                    seconds=max(p.seconds for p in parts))
-            print(f"{total.videos} videos, {total.objects} objects, {total.frames} frames "
-                  f"({total.object_frames} object-frames) in {total.seconds:.1f} s: {total.fps:.2f} frames/s "
-                  f"on {ctx.world_size} x {engine.device.type} ({args.precision}) -> {args.save_dir}")
-            if args.zip:
-                print(f"submission archive: {write_submission_zip(merged, args.zip)}")
-            if args.score:
-                _score(entries, merged, args.score_json)
-    finally:
-        shutdown()
+    from ..inference.evaluate import EvaluateConfig, evaluate
+
+    config = EvaluateConfig(**{f.name: getattr(args, f.name) for f in fields(EvaluateConfig) if hasattr(args, f.name)},
+                            progress=not args.no_progress)
+    result = evaluate(config)
+    if result is None:  # not the main process under torchrun
+        return 0
+    total = result.stats
+    print(f"{total.videos} videos, {total.objects} objects, {total.frames} frames "
+          f"({total.object_frames} object-frames) in {total.seconds:.1f} s: {total.fps:.2f} frames/s "
+          f"on {result.processes} x {result.device} ({args.precision}) -> {args.save_dir}")
+    if result.zip_path is not None:
+        print(f"submission archive: {result.zip_path}")
+    if args.score:
+        if result.scores is None:
+            print(f"--score: {result.score_note}")
+        else:
+            from ..evaluation.report import format_table
+
+            print(format_table(result.scores))
+            if args.score_json:
+                print(f"wrote {args.score_json}")
     return 0
-
-
-def _score(entries: list[dict], merged: str, json_path: str | None) -> None:
-    from ..evaluation.report import format_table, write_json
-    from ..evaluation.score import score_folder, split_scoring_plan
-
-    plan = split_scoring_plan(entries)
-    if plan is None:
-        print("--score: this split has no per-frame annotations (test set); nothing to score")
-        return
-    annotations, fmt, videos = plan
-    scores = score_folder(annotations, merged, fmt=fmt, sequences=videos)
-    print(format_table(scores))
-    if json_path:
-        print(f"wrote {write_json(scores, json_path)}")

@@ -6,7 +6,7 @@ from dataclasses import fields
 
 
 def add_parser(subparsers) -> None:
-    from ..runtime import DEVICE_HELP, DEVICES, PRECISIONS
+    from ..options import DEVICE_HELP, DEVICES, PRECISIONS
 
     p = subparsers.add_parser(
         "train", help="train SSM-VOS (DDP under torchrun)",

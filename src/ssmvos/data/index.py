@@ -23,39 +23,13 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..atomic import write_json_atomic
 from ..errors import SSMVOSError
 from .io import read_mask
-
-#: Dataset key -> folder name of the default layout under ``datasets/``.
-DEFAULT_FOLDERS = {"davis2016": "DAVIS2016", "davis2017": "DAVIS2017", "davis2017_test": "DAVIS2017_test",
-                   "youtube": "YouTubeVOS"}
-
-
-@dataclass(frozen=True)
-class SplitSpec:
-    """One output split: its file name, the dataset root key it needs and its list file."""
-
-    name: str
-    root_key: str
-    list_file: str  # relative to the root
-
-
-SPLITS = (
-    SplitSpec("davis2016_train", "davis2016", "ImageSets/480p/train.txt"),
-    SplitSpec("davis2016_val", "davis2016", "ImageSets/480p/val.txt"),
-    SplitSpec("davis2017_train", "davis2017", "ImageSets/2017/train.txt"),
-    SplitSpec("davis2017_val", "davis2017", "ImageSets/2017/val.txt"),
-    SplitSpec("davis2017_test", "davis2017_test", "ImageSets/2017/test-dev.txt"),
-    SplitSpec("youtube_train", "youtube", "train/meta.json"),
-    SplitSpec("youtube_test", "youtube", "valid/meta.json"),
-)
-
+from .splits import FrameEntry
 
 def _read_text(path: Path) -> str:
     try:
@@ -64,9 +38,8 @@ def _read_text(path: Path) -> str:
         raise SSMVOSError(f"cannot read list file {path}: {exc}") from None
 
 
-def _entry(image: Path, mask: Path, video: str, num_frames: int, frame_index: int, obj: int) -> dict:
-    return dict(image_path=str(image), mask_path=str(mask), video_name=video, num_frames=num_frames,
-                frame_index=frame_index, object_index=obj)
+def _entry(image: Path, mask: Path, video: str, num_frames: int, frame_index: int, obj: int) -> FrameEntry:
+    return FrameEntry(str(image), str(mask), video, num_frames, frame_index, obj)
 
 
 def _resolved_dir(path: Path, what: str) -> Path:
@@ -88,13 +61,13 @@ def first_frame_objects(mask_path: Path, notes: Callable[[str], None] | None = N
 
 
 def index_davis_videos(video_root: Path, label_root: Path, videos: Iterable[str], first_annotation_only: bool = False,
-                       notes: Callable[[str], None] | None = None) -> list[dict]:
+                       notes: Callable[[str], None] | None = None) -> list[FrameEntry]:
     """Entries for DAVIS-layout videos: ``<video_root>/<v>/*.jpg`` with ``<label_root>/<v>/*.png``.
 
     ``first_annotation_only`` (test-dev): each video has exactly one annotation, used for
     all its entries. Otherwise images and annotations must pair up by file stem.
     """
-    entries: list[dict] = []
+    entries: list[FrameEntry] = []
     for video in videos:
         image_dir = _resolved_dir(video_root / video, f"video {video!r} frame")
         label_dir = _resolved_dir(label_root / video, f"video {video!r} annotation")
@@ -140,14 +113,14 @@ def davis2017_videos(list_path: Path) -> list[str]:
     return videos
 
 
-def index_davis2016(root: str | os.PathLike, split: str, notes: Callable[[str], None] | None = None) -> list[dict]:
+def index_davis2016(root: str | os.PathLike, split: str, notes: Callable[[str], None] | None = None) -> list[FrameEntry]:
     """Entries of DAVIS 2016 ``split`` ('train' or 'val') under ``root``."""
     root = Path(root)
     videos = davis2016_videos(root / "ImageSets" / "480p" / f"{split}.txt")
     return index_davis_videos(root / "JPEGImages" / "480p", root / "Annotations" / "480p", videos, notes=notes)
 
 
-def index_davis2017(root: str | os.PathLike, split: str, notes: Callable[[str], None] | None = None) -> list[dict]:
+def index_davis2017(root: str | os.PathLike, split: str, notes: Callable[[str], None] | None = None) -> list[FrameEntry]:
     """Entries of DAVIS 2017 ``split``: 'train' or 'val' (train/val root) or 'test' (test-dev root)."""
     root = Path(root)
     list_name = {"train": "train.txt", "val": "val.txt", "test": "test-dev.txt"}[split]
@@ -177,12 +150,12 @@ def _names(folder: Path) -> set[str]:
     return {entry.name for entry in os.scandir(folder)}
 
 
-def index_youtube(root: str | os.PathLike, split: str) -> list[dict]:
+def index_youtube(root: str | os.PathLike, split: str, notes: Callable[[str], None] | None = None) -> list[FrameEntry]:
     """Entries of YouTube-VOS 2018 ``split``: 'train' (``train/``) or 'test' (``valid/``)."""
     base = Path(root) / {"train": "train", "test": "valid"}[split]
     videos = _load_meta(base / "meta.json")
     test = split == "test"
-    entries: list[dict] = []
+    entries: list[FrameEntry] = []
     for video, info in videos.items():
         image_dir = _resolved_dir(base / "JPEGImages" / video, f"video {video!r} frame")
         label_dir = _resolved_dir(base / "Annotations" / video, f"video {video!r} annotation")
@@ -201,59 +174,3 @@ def index_youtube(root: str | os.PathLike, split: str) -> list[dict]:
                 mask = first_mask if test else label_dir / f"{frame}.png"
                 entries.append(_entry(image_dir / f"{frame}.jpg", mask, video, len(frames), k, int(obj)))
     return entries
-
-
-def index_split(spec: SplitSpec, root: str | os.PathLike, notes: Callable[[str], None] | None = None) -> list[dict]:
-    """Entries of one split (see :data:`SPLITS`) of the dataset at ``root``."""
-    dataset, split = spec.name.rsplit("_", 1)
-    if dataset == "davis2016":
-        return index_davis2016(root, split, notes)
-    if dataset == "davis2017":
-        return index_davis2017(root, split, notes)
-    return index_youtube(root, split)
-
-
-def write_split(path: str | os.PathLike, entries: list[dict]) -> None:
-    """Write a split file atomically (temporary file + rename), indented like the original."""
-    write_json_atomic(path, entries, indent=4)
-
-
-def default_roots(datasets_root: str | os.PathLike) -> dict[str, Path]:
-    """The dataset folders of the default layout that exist under ``datasets_root``."""
-    base = Path(datasets_root)
-    return {key: base / folder for key, folder in DEFAULT_FOLDERS.items() if (base / folder).is_dir()}
-
-
-def index_datasets(roots: dict[str, str | os.PathLike], out_dir: str | os.PathLike,
-                   report: Callable[[str], None] = print) -> list[Path]:
-    """Index every split whose dataset root is in ``roots`` and whose list file exists.
-
-    ``roots`` maps 'davis2016', 'davis2017', 'davis2017_test', 'youtube' to folders. Writes
-    ``<out_dir>/<split>.json``; a missing list file is reported in one line and skipped.
-    Returns the files written; raises SSMVOSError if a root is missing or nothing was found.
-    """
-    unknown = set(roots) - set(DEFAULT_FOLDERS)
-    if unknown:
-        raise ValueError(f"unknown dataset keys {sorted(unknown)}")
-    for key, root in roots.items():
-        if not Path(root).is_dir():
-            raise SSMVOSError(f"{key} root folder not found: {root}")
-    written = []
-    for spec in SPLITS:
-        if spec.root_key not in roots:
-            continue
-        root = Path(roots[spec.root_key])
-        list_path = root / spec.list_file
-        if not list_path.is_file():
-            report(f"{spec.name}: skipped, no list file {list_path}")
-            continue
-        entries = index_split(spec, root, report)
-        out = Path(out_dir) / f"{spec.name}.json"
-        write_split(out, entries)
-        videos = len({e["video_name"] for e in entries})
-        report(f"{spec.name}: {len(entries)} entries, {videos} videos -> {out}")
-        written.append(out)
-    if not written:
-        raise SSMVOSError("no split list found in the given dataset roots "
-                          f"({', '.join(str(r) for r in roots.values())}); nothing written")
-    return written

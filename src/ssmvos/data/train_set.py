@@ -17,42 +17,8 @@ from torch.utils.data import Dataset
 from ..errors import SSMVOSError
 from .augment import apply_params, draw_params, heatmap
 from .io import object_mask, read_frame, read_mask
-from .splits import ENTRY_KEYS
+from .splits import FrameEntry, as_entries, check_track_order
 from .tensors import image_to_tensor, mask_to_tensor
-
-
-def check_track_order(entries: list[dict], source: str = "split") -> None:
-    """Require each object's frames to be consecutive entries numbered 0..num_frames-1.
-
-    That is the layout the original relies on (and the indexer writes): the frames of the
-    object of entry ``i`` are entries ``i - frame_index ... i - frame_index + num_frames - 1``.
-    Raises SSMVOSError naming the first entry that breaks it.
-    """
-    if not entries:
-        raise SSMVOSError(f"{source} holds no entries")
-    prev = None
-    for i, e in enumerate(entries):
-        missing = [k for k in ENTRY_KEYS if k not in e]
-        if missing:
-            raise SSMVOSError(f"{source}: entry {i} lacks {', '.join(missing)}")
-        fi, n = int(e["frame_index"]), int(e["num_frames"])
-        if not 0 <= fi < n:
-            raise SSMVOSError(f"{source}: entry {i} ({e['image_path']}) has frame_index {fi} "
-                              f"outside 0..num_frames-1 = 0..{n - 1}")
-        if fi == 0:
-            if prev is not None and int(prev["frame_index"]) != int(prev["num_frames"]) - 1:
-                raise SSMVOSError(f"{source}: entry {i - 1} ({prev['image_path']}) ends its object track at "
-                                  f"frame {prev['frame_index']} of {prev['num_frames']}; a track's frames "
-                                  "must be consecutive entries")
-        elif (prev is None or int(prev["frame_index"]) != fi - 1 or int(prev["num_frames"]) != n
-              or prev["video_name"] != e["video_name"] or int(prev["object_index"]) != int(e["object_index"])):
-            raise SSMVOSError(f"{source}: entry {i} ({e['image_path']}, video {e['video_name']!r}, object "
-                              f"{e['object_index']}, frame {fi}) does not follow frame {fi - 1} of the same "
-                              "object; a track's frames must be consecutive entries")
-        prev = e
-    if int(prev["frame_index"]) != int(prev["num_frames"]) - 1:
-        raise SSMVOSError(f"{source}: the last entry ({prev['image_path']}) is frame {prev['frame_index']} "
-                          f"of {prev['num_frames']}; its object track is incomplete")
 
 
 def worker_init_fn(worker_id: int) -> None:
@@ -81,9 +47,10 @@ class TrainSet(Dataset):
     All randomness: ``np.random.default_rng([seed, epoch, index])`` (see the module doc).
     """
 
-    def __init__(self, entries: list[dict], height: int = 512, width: int = 512, min_margin: float = 0.0,
+    def __init__(self, entries: list[FrameEntry], height: int = 512, width: int = 512, min_margin: float = 0.0,
                  max_margin: float = 1.0, flip_rate: float = 0.5, rotation: float = 45.0, blur_rate: float = 1.0,
                  seed: int = 123) -> None:
+        entries = as_entries(entries, "training split")
         check_track_order(entries, "training split")
         if height <= 0 or width <= 0:
             raise SSMVOSError(f"training input size must be positive, got {height}x{width}")
@@ -109,14 +76,14 @@ class TrainSet(Dataset):
 
     def _mask(self, index: int, image_shape: tuple[int, ...] | None) -> np.ndarray:
         e = self.entries[index]
-        mask = object_mask(read_mask(e["mask_path"]), int(e["object_index"]))
+        mask = object_mask(read_mask(e.mask_path), e.object_index)
         if image_shape is not None and mask.shape != tuple(image_shape[:2]):
-            raise SSMVOSError(f"mask {e['mask_path']} is {mask.shape[1]}x{mask.shape[0]} but image "
-                              f"{e['image_path']} is {image_shape[1]}x{image_shape[0]}")
+            raise SSMVOSError(f"mask {e.mask_path} is {mask.shape[1]}x{mask.shape[0]} but image "
+                              f"{e.image_path} is {image_shape[1]}x{image_shape[0]}")
         return mask
 
     def _image_mask(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        image = read_frame(self.entries[index]["image_path"])
+        image = read_frame(self.entries[index].image_path)
         return image, self._mask(index, image.shape)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -125,9 +92,9 @@ class TrainSet(Dataset):
         index = int(index) % len(self)
         rng = self.rng(index)
         e = self.entries[index]
-        start = index - int(e["frame_index"])
-        ref_index = int(rng.integers(start, start + int(e["num_frames"])))
-        prev_index = index if int(e["frame_index"]) == 0 else index - 1
+        start = index - e.frame_index
+        ref_index = int(rng.integers(start, start + e.num_frames))
+        prev_index = index if e.frame_index == 0 else index - 1
 
         cur_img, cur_mask = self._image_mask(index)
         ref_img, ref_mask = (cur_img, cur_mask) if ref_index == index else self._image_mask(ref_index)

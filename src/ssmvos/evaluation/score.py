@@ -238,7 +238,7 @@ def score_folder(annotations_dir: str | os.PathLike, results_dir: str | os.PathL
     return summarize(scored)
 
 
-def split_scoring_plan(entries: list[dict]) -> tuple[Path, str, list[str]] | None:
+def split_scoring_plan(entries: list) -> tuple[Path, str, list[str]] | None:
     """How to score a split's merged results: (annotations folder, format, videos), or None
     when the split has no per-frame annotations (test-dev, YouTube-VOS valid).
 
@@ -247,15 +247,15 @@ def split_scoring_plan(entries: list[dict]) -> tuple[Path, str, list[str]] | Non
     """
     per_video: dict[str, set[str]] = {}
     frames: dict[str, int] = {}
-    for e in entries:
-        per_video.setdefault(e["video_name"], set()).add(e["mask_path"])
-        frames[e["video_name"]] = max(frames.get(e["video_name"], 0), int(e["frame_index"]) + 1)
+    for e in entries:  # data.splits.FrameEntry
+        per_video.setdefault(e.video_name, set()).add(e.mask_path)
+        frames[e.video_name] = max(frames.get(e.video_name, 0), e.frame_index + 1)
     if any(len(masks) < frames[v] for v, masks in per_video.items()):
         return None
     folders = {Path(next(iter(m))).parent.parent for m in per_video.values()}
     if len(folders) != 1:
         return None
-    fmt = "davis2016" if {int(e["object_index"]) for e in entries} == {255} else "davis2017"
+    fmt = "davis2016" if {e.object_index for e in entries} == {255} else "davis2017"
     return folders.pop(), fmt, list(per_video)
 
 

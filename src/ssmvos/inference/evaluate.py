@@ -4,6 +4,10 @@ Per-object soft masks go to ``<save_dir>/<video>/<object_index>/<frame stem>.png
 as the original evaluate.py writes them (frame 0 = the annotation); optionally merged label
 maps to ``<merged_dir>/<video>/<frame stem>.png`` covering every frame of the video's
 image folder (frames before any object appears are background), and a zip for submission.
+
+:func:`evaluate` is the whole ``ssmvos evaluate`` run from an :class:`EvaluateConfig`
+(model, torchrun sharding, merging, zip, J&F), as ``training.train`` is for training;
+:func:`evaluate_split` is its core on an already built :class:`Engine`.
 """
 from __future__ import annotations
 
@@ -18,11 +22,11 @@ from tqdm import tqdm
 
 from ..atomic import atomic_path
 from ..data.io import list_frames, object_mask, read_mask, write_gray_png, write_palette_png
-from ..data.splits import ObjectTrack, check_files, group_tracks
+from ..data.splits import FrameEntry, ObjectTrack, as_entries, check_files, group_tracks
 from ..errors import SSMVOSError
 from .engine import Engine, VideoState
-from .merge import merge_frame
 from .frames import FrameFiles
+from .merge import merge_frame
 from .writer import AsyncWriter
 
 
@@ -40,36 +44,157 @@ class EvaluationStats:
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
+    @staticmethod
+    def total(parts: list["EvaluationStats"]) -> "EvaluationStats":
+        """Processes that ran side by side: counts add up, the time is the slowest's."""
+        counts = ("videos", "objects", "frames", "object_frames")
+        return EvaluationStats(*(sum(getattr(p, f) for p in parts) for f in counts),
+                               seconds=max((p.seconds for p in parts), default=0.0))
 
-def videos_of(entries: list[dict], source: str = "split") -> dict[str, list[ObjectTrack]]:
-    """Object tracks grouped by video, in the split's order."""
+
+@dataclass
+class EvaluateConfig:
+    """Everything an ``ssmvos evaluate`` run depends on (field names follow its flags).
+
+    ``encoder``/``matching``/``keep_topk`` None: what the checkpoint records or implies.
+    """
+
+    split: str
+    resume: str  # checkpoint path or published model name
+    save_dir: str
+    input_height: int = 512
+    input_width: int = 512
+    fix_margin: float = 0.5
+    encoder: str | None = None
+    matching: str | None = None
+    keep_topk: int | None = None
+    device: str = "auto"
+    precision: str = "fp32"
+    compile: bool = False
+    cuda_graphs: bool = False
+    max_batch: int = 16
+    num_workers: int = 2  # threads writing PNGs
+    merged_dir: str | None = None
+    merge_mode: str = "soft"
+    zip: str | None = None
+    score: bool = False
+    score_json: str | None = None
+    progress: bool = True
+
+
+@dataclass
+class EvaluateResult:
+    """What :func:`evaluate` did: totals over all processes, the device, and what it wrote."""
+
+    stats: EvaluationStats
+    processes: int
+    device: str
+    zip_path: Path | None = None
+    scores: dict | None = None  # J&F figures (--score), None if not asked or not scorable
+    score_note: str | None = None  # why nothing was scored
+
+
+def evaluate(config: EvaluateConfig) -> EvaluateResult | None:
+    """Run a whole evaluation: one process, or one rank under torchrun (videos are shared out).
+
+    Returns the result on the main process and None on the others. User errors (split,
+    checkpoint, sizes) raise SSMVOSError before any output is written.
+    """
+    import tempfile
+
+    from ..checkpoint import load_checkpoint
+    from ..data.splits import load_split
+    from ..distributed import all_gather_objects, init_process_group, planned_context, raise_if_any_failed, shutdown
+    from ..model.ssm import input_problem
+    from ..weights import resolve_weights
+
+    ctx = planned_context(config.device)
+    if ctx.world_size > 1 and (config.zip or config.score) and not config.merged_dir:
+        raise SSMVOSError("under torchrun, --zip and --score need --merged-dir (one folder all processes write)")
+    entries = load_split(config.split)
+    model = load_checkpoint(resolve_weights(config.resume), encoder=config.encoder, matching=config.matching,
+                            keep_topk=config.keep_topk)
+    problem = input_problem(config.input_height, config.input_width, model.config["keep_topk"])
+    if problem:
+        raise SSMVOSError(f"{problem} (set by --input-height/--input-width / --keep-topk)")
+    engine = Engine(model, (config.input_height, config.input_width), config.fix_margin, ctx.device, config.precision,
+                    config.max_batch, compile=config.compile, cuda_graphs=config.cuda_graphs)
+    init_process_group(ctx)
+    try:
+        with tempfile.TemporaryDirectory(prefix="ssmvos-merged-") as tmp:
+            merged = config.merged_dir or (tmp if (config.zip or config.score) else None)
+            error, stats = None, EvaluationStats()
+            try:
+                stats = evaluate_split(entries, engine, config.save_dir, merged, config.merge_mode,
+                                       progress=config.progress and ctx.is_main, io_workers=config.num_workers,
+                                       shard=(ctx.rank, ctx.world_size))
+            except SSMVOSError as exc:
+                if ctx.world_size == 1:
+                    raise
+                error = f"rank {ctx.rank}: {exc}"
+            raise_if_any_failed(ctx, error)
+            parts = all_gather_objects(ctx, stats)  # every rank has finished writing here
+            if not ctx.is_main:
+                return None
+            result = EvaluateResult(EvaluationStats.total(parts), ctx.world_size, engine.device.type)
+            if config.zip:
+                result.zip_path = write_submission_zip(merged, config.zip)
+            if config.score:
+                result.scores, result.score_note = _score(entries, merged, config.split)
+                if result.scores is not None and config.score_json:
+                    from ..evaluation.report import write_json
+
+                    write_json(result.scores, config.score_json)
+            return result
+    finally:
+        shutdown()
+
+
+def _score(entries: list[FrameEntry], merged: str, split_file: str) -> tuple[dict | None, str | None]:
+    """J&F of the merged results against the split's annotations, in the format the dataset
+    registry gives for this split file (else the one the annotations imply)."""
+    from ..data.datasets import split_info
+    from ..evaluation.score import score_folder, split_scoring_plan
+
+    plan = split_scoring_plan(entries)
+    if plan is None:
+        return None, "this split has no per-frame annotations (test set); nothing to score"
+    annotations, fmt, videos = plan
+    known = split_info(split_file)
+    if known is not None and known[1].score_format is not None:
+        fmt = known[1].score_format
+    return score_folder(annotations, merged, fmt=fmt, sequences=videos), None
+
+
+def videos_of(entries: list[FrameEntry], source: str = "split") -> dict[str, list[ObjectTrack]]:
+    """Object tracks grouped by video, in the split's order (mappings are checked and converted)."""
     out: dict[str, list[ObjectTrack]] = {}
-    for track in group_tracks(entries, source):
+    for track in group_tracks(as_entries(entries, source), source):
         out.setdefault(track.video, []).append(track)
     return out
 
 
 def _prepare_video(engine: Engine, tracks: list[ObjectTrack]) -> VideoState:
-    paths = sorted({e["image_path"] for t in tracks for e in t.entries}, key=lambda p: (Path(p).stem, p))
+    paths = sorted({e.image_path for t in tracks for e in t.entries}, key=lambda p: (Path(p).stem, p))
     position = {p: i for i, p in enumerate(paths)}
     state: VideoState | None = None
     for track in tracks:
         first = track.entries[0]
-        mask = object_mask(read_mask(first["mask_path"]), track.object_index)
+        mask = object_mask(read_mask(first.mask_path), track.object_index)
         if state is None:
             state = VideoState(FrameFiles([Path(p) for p in paths]), mask.shape[0], mask.shape[1])
         if not mask.any():
-            raise SSMVOSError(f"object {track.object_index} is absent from its first annotation {first['mask_path']}")
+            raise SSMVOSError(f"object {track.object_index} is absent from its first annotation {first.mask_path}")
         if mask.shape != (state.height, state.width):
-            raise SSMVOSError(f"annotation {first['mask_path']} is {mask.shape[1]}×{mask.shape[0]}, "
+            raise SSMVOSError(f"annotation {first.mask_path} is {mask.shape[1]}×{mask.shape[0]}, "
                               f"other annotations of {track.video} are {state.width}×{state.height}")
-        frames = frozenset(position[e["image_path"]] for e in track.entries)
-        engine.add_object(state, position[first["image_path"]], track.object_index, mask, frames)
+        frames = frozenset(position[e.image_path] for e in track.entries)
+        engine.add_object(state, position[first.image_path], track.object_index, mask, frames)
     assert state is not None
     return state
 
 
-def evaluate_split(entries: list[dict], engine: Engine, save_dir: str | os.PathLike,
+def evaluate_split(entries: list[FrameEntry], engine: Engine, save_dir: str | os.PathLike,
                    merged_dir: str | os.PathLike | None = None, merge_mode: str = "soft",
                    progress: bool = True, io_workers: int = 2, shard: tuple[int, int] = (0, 1)) -> EvaluationStats:
     """Run ``engine`` over every video of ``entries``; returns totals.
@@ -77,6 +202,7 @@ def evaluate_split(entries: list[dict], engine: Engine, save_dir: str | os.PathL
     ``shard=(rank, world)``: only every world-th video starting at ``rank`` (processes under
     torchrun split the videos this way; each video's outputs come from one process).
     """
+    entries = as_entries(entries)
     check_files(entries)
     rank, world = shard
     videos = dict(list(videos_of(entries).items())[rank::world])
@@ -116,7 +242,7 @@ def _fill_background_frames(tracks: list[ObjectTrack], state: VideoState, out: P
                             writer: AsyncWriter) -> None:
     """Merged output covers every frame of the video's image folder (YouTube-VOS: objects
     may start late, and frames before the first object are all background)."""
-    folder = Path(tracks[0].entries[0]["image_path"]).parent
+    folder = Path(tracks[0].entries[0].image_path).parent
     empty = np.zeros((state.height, state.width), np.uint8)
     for frame in list_frames(folder):
         if frame.stem not in done:

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..errors import SSMVOSError
 from ..model.ssm import input_problem
-from ..runtime import DEVICES, PRECISIONS
+from ..options import DEVICES, PRECISIONS
 
 
 @dataclass

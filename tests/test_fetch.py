@@ -1,4 +1,4 @@
-"""ssmvos.download.download against a local HTTP server: streaming, resume, checks, errors."""
+"""ssmvos.fetch.download against a local HTTP server: streaming, resume, checks, errors."""
 from __future__ import annotations
 
 import os
@@ -8,8 +8,8 @@ import urllib.error
 import pytest
 
 from local_http import LocalServer, refused_url
-from ssmvos import download as download_module
-from ssmvos.download import download, human_size
+from ssmvos import fetch as download_module
+from ssmvos.fetch import download, human_size
 from ssmvos.errors import SSMVOSError
 
 DATA = os.urandom(300_000)

@@ -1,0 +1,157 @@
+"""The datasets ssmvos knows: one entry each, read by every command that deals with datasets.
+
+An entry gives the dataset's key (its one spelling: ``--<key>`` flags with dashes, split
+files ``<split>.json``), its default folder under ``datasets/``, where its archive comes
+from, its split lists, the function that indexes a split, and how its annotations are
+scored. ``ssmvos index`` (flags, default folders), ``ssmvos download-data`` and
+``ssmvos evaluate --score`` take everything from here.
+
+Adding a dataset: write its indexer (``(root, split, notes) -> list[FrameEntry]``, see
+:mod:`ssmvos.data.index`) and add one :class:`DatasetInfo` to :data:`DATASETS`.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import SSMVOSError
+from .index import index_davis2016, index_davis2017, index_youtube
+from .splits import FrameEntry, write_split
+
+Notes = Callable[[str], None]
+Indexer = Callable[[Path, str, "Notes | None"], list[FrameEntry]]
+
+YOUTUBE_INSTRUCTIONS = """\
+YouTube-VOS 2018 cannot be downloaded automatically: its files are shared through the
+CodaLab competition, which needs a (free) registration.
+  1. Open https://youtube-vos.org/dataset/vos/ and follow the link to the CodaLab
+     competition; register and accept the terms.
+  2. Download the 2018 train.zip and valid.zip.
+  3. Unpack them so that the folders read
+       {root}/train/JPEGImages/<video>/<frame>.jpg
+       {root}/train/Annotations/<video>/<frame>.png
+       {root}/train/meta.json
+       {root}/valid/JPEGImages/<video>/<frame>.jpg
+       {root}/valid/Annotations/<video>/<frame>.png
+       {root}/valid/meta.json
+  4. Index them with: ssmvos index --youtube {root} --out-dir <folder>"""
+
+
+@dataclass(frozen=True)
+class SplitInfo:
+    """One split of a dataset: its split file's name, the list file that defines it (relative
+    to the dataset root), the indexer's name for it, and how its annotations are scored
+    (None: no per-frame ground truth, e.g. a test set)."""
+
+    name: str
+    list_file: str
+    split: str
+    score_format: str | None
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Everything ssmvos needs to know about one dataset."""
+
+    key: str
+    title: str
+    folder: str  # default folder under the datasets root
+    splits: tuple[SplitInfo, ...]
+    indexer: Indexer
+    archive_url: str | None = None  # the zip ``download-data`` fetches; None: see instructions
+    required_folders: tuple[str, ...] = ("JPEGImages", "Annotations", "ImageSets")
+    instructions: str | None = None  # how to get it by hand ({root} = its folder)
+
+    @property
+    def flag(self) -> str:
+        """The command-line flag that gives its root, e.g. ``--davis2017-test``."""
+        return "--" + self.key.replace("_", "-")
+
+    def index(self, root: str | Path, split: SplitInfo, notes: Notes | None = None) -> list[FrameEntry]:
+        """The entries of ``split`` of this dataset at ``root``."""
+        return self.indexer(Path(root), split.split, notes)
+
+
+DATASETS: dict[str, DatasetInfo] = {d.key: d for d in (
+    DatasetInfo(
+        "davis2016", "DAVIS 2016 train/val", "DAVIS2016",
+        (SplitInfo("davis2016_train", "ImageSets/480p/train.txt", "train", "davis2016"),
+         SplitInfo("davis2016_val", "ImageSets/480p/val.txt", "val", "davis2016")),
+        indexer=index_davis2016,
+        archive_url="https://graphics.ethz.ch/Downloads/Data/Davis/DAVIS-data.zip"),
+    DatasetInfo(
+        "davis2017", "DAVIS 2017 train/val", "DAVIS2017",
+        (SplitInfo("davis2017_train", "ImageSets/2017/train.txt", "train", "davis2017"),
+         SplitInfo("davis2017_val", "ImageSets/2017/val.txt", "val", "davis2017")),
+        indexer=index_davis2017,
+        archive_url="https://data.vision.ee.ethz.ch/csergi/share/davis/DAVIS-2017-trainval-480p.zip"),
+    DatasetInfo(
+        "davis2017_test", "DAVIS 2017 test-dev", "DAVIS2017_test",
+        (SplitInfo("davis2017_test", "ImageSets/2017/test-dev.txt", "test", None),),
+        indexer=index_davis2017,
+        archive_url="https://data.vision.ee.ethz.ch/csergi/share/davis/DAVIS-2017-test-dev-480p.zip"),
+    DatasetInfo(
+        "youtube", "YouTube-VOS 2018 (train/ and valid/)", "YouTubeVOS",
+        (SplitInfo("youtube_train", "train/meta.json", "train", "davis2017"),
+         SplitInfo("youtube_test", "valid/meta.json", "test", None)),
+        indexer=index_youtube,
+        required_folders=("train", "valid"),
+        instructions=YOUTUBE_INSTRUCTIONS),
+)}
+
+
+def dataset(key: str) -> DatasetInfo:
+    """The registered dataset ``key`` (dashes accepted for underscores); SSMVOSError if unknown."""
+    info = DATASETS.get(key.replace("-", "_"))
+    if info is None:
+        raise SSMVOSError(f"unknown dataset {key!r}; choose one of {', '.join(DATASETS)}")
+    return info
+
+
+def split_info(split_file: str | Path) -> tuple[DatasetInfo, SplitInfo] | None:
+    """The registered dataset and split a split file is named after (``davis2017_val.json``), or None."""
+    name = Path(split_file).stem
+    for info in DATASETS.values():
+        for split in info.splits:
+            if split.name == name:
+                return info, split
+    return None
+
+
+def default_roots(datasets_root: str | Path) -> dict[str, Path]:
+    """The dataset folders of the default layout that exist under ``datasets_root``."""
+    base = Path(datasets_root)
+    return {key: base / d.folder for key, d in DATASETS.items() if (base / d.folder).is_dir()}
+
+
+def index_datasets(roots: dict[str, str | Path], out_dir: str | Path,
+                   report: Callable[[str], None] = print) -> list[Path]:
+    """Index every split whose dataset root is in ``roots`` and whose list file exists.
+
+    ``roots`` maps dataset keys (see :data:`DATASETS`) to folders. Writes
+    ``<out_dir>/<split>.json``; a missing list file is reported in one line and skipped.
+    Returns the files written; raises SSMVOSError if a root is missing or nothing was found.
+    """
+    infos = {dataset(key).key: Path(root) for key, root in roots.items()}
+    for key, root in infos.items():
+        if not root.is_dir():
+            raise SSMVOSError(f"{key} root folder not found: {root}")
+    written = []
+    for key, root in infos.items():
+        info = DATASETS[key]
+        for split in info.splits:
+            list_path = root / split.list_file
+            if not list_path.is_file():
+                report(f"{split.name}: skipped, no list file {list_path}")
+                continue
+            entries = info.index(root, split, report)
+            out = Path(out_dir) / f"{split.name}.json"
+            write_split(out, entries)
+            videos = len({e.video_name for e in entries})
+            report(f"{split.name}: {len(entries)} entries, {videos} videos -> {out}")
+            written.append(out)
+    if not written:
+        raise SSMVOSError("no split list found in the given dataset roots "
+                          f"({', '.join(str(r) for r in infos.values())}); nothing written")
+    return written
