@@ -26,7 +26,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--merge-mode", choices=["soft", "hard"], default="soft", help="merging rule (default soft)")
     p.add_argument("--zip", help="write a submission archive Annotations/<video>/<frame>.png of the merged masks")
     p.add_argument("--score", action="store_true",
-                   help="score J&F of the merged masks against the split's annotations after merging "
+                   help="score J&F of the merged masks against the split's annotations after merging: "
+                   "official DAVIS figures for DAVIS splits, generic ones (as 'ssmvos score --format generic') "
+                   "for YouTube-VOS-layout splits such as a hold-out of YouTube-VOS or MOSE train "
                    "(skipped, with a note, for splits without per-frame annotations)")
     p.add_argument("--score-json", metavar="FILE", help="with --score: also write the figures as JSON")
     p.add_argument("--max-batch", type=int, default=16, help="objects per forward pass (default 16)")
@@ -90,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
 def _score(entries: list[dict], merged: str, json_path: str | None) -> None:
     from ..evaluation.report import format_table, write_json
     from ..evaluation.score import score_folder, split_scoring_plan
+    from .score import print_notes
 
     plan = split_scoring_plan(entries)
     if plan is None:
@@ -97,6 +100,8 @@ def _score(entries: list[dict], merged: str, json_path: str | None) -> None:
         return
     annotations, fmt, videos = plan
     scores = score_folder(annotations, merged, fmt=fmt, sequences=videos)
+    print(f"scored with the {fmt} rules")
+    print_notes(scores)
     print(format_table(scores))
     if json_path:
         print(f"wrote {write_json(scores, json_path)}")
