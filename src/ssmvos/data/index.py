@@ -17,6 +17,9 @@ Layouts:
 * YouTube-VOS 2018: ``train/`` and ``valid/`` with ``JPEGImages/<video>/<frame>.jpg``,
   ``Annotations/<video>/<frame>.png`` and ``meta.json``; each object over its own frame
   list; in ``valid`` every entry of an object points to its first annotation.
+* Other YouTube-VOS-layout datasets (YouTube-VOS 2019, MOSE): the same layout; without a
+  ``meta.json`` (MOSE) the object lists are derived from the annotation PNGs
+  (:mod:`ssmvos.data.vos_meta`).
 """
 from __future__ import annotations
 
@@ -34,7 +37,9 @@ from .io import read_mask
 
 #: Dataset key -> folder name of the default layout under ``datasets/``.
 DEFAULT_FOLDERS = {"davis2016": "DAVIS2016", "davis2017": "DAVIS2017", "davis2017_test": "DAVIS2017_test",
-                   "youtube": "YouTubeVOS"}
+                   "youtube": "YouTubeVOS",
+                   # YouTube-VOS-layout datasets besides YouTube-VOS 2018 (issue 15)
+                   "youtube2019": "YouTubeVOS2019", "mose": "MOSE"}
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,11 @@ SPLITS = (
     SplitSpec("davis2017_test", "davis2017_test", "ImageSets/2017/test-dev.txt"),
     SplitSpec("youtube_train", "youtube", "train/meta.json"),
     SplitSpec("youtube_test", "youtube", "valid/meta.json"),
+    # YouTube-VOS-layout datasets besides YouTube-VOS 2018 (issue 15); MOSE has no meta.json
+    SplitSpec("youtube2019_train", "youtube2019", "train/meta.json"),
+    SplitSpec("youtube2019_test", "youtube2019", "valid/meta.json"),
+    SplitSpec("mose_train", "mose", "train/Annotations"),
+    SplitSpec("mose_test", "mose", "valid/Annotations"),
 )
 
 
@@ -177,11 +187,21 @@ def _names(folder: Path) -> set[str]:
     return {entry.name for entry in os.scandir(folder)}
 
 
-def index_youtube(root: str | os.PathLike, split: str) -> list[dict]:
-    """Entries of YouTube-VOS 2018 ``split``: 'train' (``train/``) or 'test' (``valid/``)."""
+def index_youtube(root: str | os.PathLike, split: str, notes: Callable[[str], None] | None = None) -> list[dict]:
+    """Entries of a YouTube-VOS-layout ``split``: 'train' (``train/``) or 'test' (``valid/``).
+
+    Objects come from ``meta.json``, or, when there is none (MOSE), from the annotation PNGs.
+    """
     base = Path(root) / {"train": "train", "test": "valid"}[split]
-    videos = _load_meta(base / "meta.json")
     test = split == "test"
+    if (base / "meta.json").is_file():
+        videos = _load_meta(base / "meta.json")
+    else:  # a YouTube-VOS-layout dataset without meta.json (issue 15)
+        from .vos_meta import derive_meta
+
+        if notes:
+            notes(f"note: no meta.json in {base}: objects derived from the annotation PNGs")
+        videos = derive_meta(base, test)
     entries: list[dict] = []
     for video, info in videos.items():
         image_dir = _resolved_dir(base / "JPEGImages" / video, f"video {video!r} frame")
@@ -210,7 +230,7 @@ def index_split(spec: SplitSpec, root: str | os.PathLike, notes: Callable[[str],
         return index_davis2016(root, split, notes)
     if dataset == "davis2017":
         return index_davis2017(root, split, notes)
-    return index_youtube(root, split)
+    return index_youtube(root, split, notes)
 
 
 def write_split(path: str | os.PathLike, entries: list[dict]) -> None:
@@ -244,7 +264,7 @@ def index_datasets(roots: dict[str, str | os.PathLike], out_dir: str | os.PathLi
             continue
         root = Path(roots[spec.root_key])
         list_path = root / spec.list_file
-        if not list_path.is_file():
+        if not list_path.exists():  # a file, or MOSE's Annotations folder
             report(f"{spec.name}: skipped, no list file {list_path}")
             continue
         entries = index_split(spec, root, report)
