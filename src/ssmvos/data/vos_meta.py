@@ -2,11 +2,12 @@
 YouTube-VOS layout that ship none (MOSE: ``train/`` and ``valid/`` with ``JPEGImages/<video>``
 and ``Annotations/<video>``).
 
-The derived object lists follow YouTube-VOS's meta.json: for a split with an annotation on
-every listed frame (train), an object's frames are the annotated frames where it occurs; for
-a split with first-appearance annotations only (valid), an object's frames are the video's
-frames from its first annotation on. Every annotation PNG of the split is decoded once
-(videos in parallel processes).
+An object's frames run from the first annotation where it occurs to the end of the video:
+for a split annotated on its frames (train), the annotated frames; for a split with
+first-appearance annotations only (valid), the video's frames (``JPEGImages``). Frames where
+the object is absent stay in its list (MOSE's objects disappear and come back), so a
+hold-out evaluated from a train split is not told when that happens. Every annotation PNG
+of the split is decoded once (videos in parallel processes).
 """
 from __future__ import annotations
 
@@ -18,13 +19,15 @@ from ..evaluation.labels import annotation_frames, label_ids, read_label_png
 from ..evaluation.score import default_workers
 
 
-def _video_objects(label_dir: Path) -> dict[int, list[str]]:
-    """Object id -> the frame stems (sorted) of ``label_dir``'s annotations where it occurs."""
-    objects: dict[int, list[str]] = {}
-    for name in annotation_frames(label_dir):
-        for k in label_ids(read_label_png(label_dir / name)):
-            objects.setdefault(k, []).append(name[:-len(".png")])
-    return objects
+def _video_objects(label_dir: Path) -> tuple[list[str], dict[int, str]]:
+    """The frame stems of ``label_dir``'s annotations (sorted) and, per object id, the first
+    of them where it occurs."""
+    stems = [name[:-len(".png")] for name in annotation_frames(label_dir)]
+    first: dict[int, str] = {}
+    for stem in stems:
+        for k in label_ids(read_label_png(label_dir / f"{stem}.png")):
+            first.setdefault(k, stem)
+    return stems, first
 
 
 def derive_meta(base: Path, test: bool, workers: int | None = None) -> dict[str, dict]:
@@ -47,13 +50,13 @@ def derive_meta(base: Path, test: bool, workers: int | None = None) -> dict[str,
     else:
         found = [_video_objects(folder) for folder in folders]
     meta: dict[str, dict] = {}
-    for video, objects in zip(videos, found):
-        if not objects:
+    for video, (stems, first) in zip(videos, found):
+        if not first:
             raise SSMVOSError(f"annotations of video {video!r} in {annotations / video} hold no object")
         if test:
-            images = sorted(p.stem for p in (base / "JPEGImages" / video).glob("*.jpg"))
-            objects = {k: [frames[0]] + [f for f in images if f > frames[0]] for k, frames in objects.items()}
-        meta[video] = {"objects": {str(k): {"frames": frames} for k, frames in sorted(objects.items())}}
+            stems = sorted(p.stem for p in (base / "JPEGImages" / video).glob("*.jpg"))
+        meta[video] = {"objects": {str(k): {"frames": [start] + [f for f in stems if f > start]}
+                                   for k, start in sorted(first.items())}}
     return meta
 
 
