@@ -42,17 +42,16 @@ class GenericVideo:
         its ground truth (H, W) have had their given mask."""
         self._given.update(label_ids(gt_labels))
 
-    def _track(self, ids: list[int]) -> None:
-        for k in ids:
-            self._j[k] = []
-            self._f[k] = []
-        self._lut = unknown_lut(set(self._j))
-
     def add_frame(self, gt_labels: np.ndarray, pred_labels: np.ndarray, void: np.ndarray | None = None) -> None:
         """Score one frame: ``gt_labels`` and ``pred_labels`` are (H, W) integer label maps of
         equal size (0 = background); ``void`` (H, W) bool: pixels left out of every object."""
         known = set(self._j)
-        self._track(sorted(set(new_ids(gt_labels, known, self._lut)) | set(new_ids(pred_labels, known, self._lut))))
+        new = set(new_ids(gt_labels, known, self._lut)) | set(new_ids(pred_labels, known, self._lut))
+        if new:
+            for k in sorted(new):
+                self._j[k] = []
+                self._f[k] = []
+            self._lut = unknown_lut(set(self._j))
         keep = None if void is None else ~void
         radius = boundary_radius(gt_labels.shape, self.bound_th)
         for k in self._j:

@@ -64,8 +64,8 @@ def read_label_png(path: Path) -> np.ndarray:
         raise SSMVOSError(f"missing PNG {path}") from None
     except OSError as exc:
         raise SSMVOSError(f"cannot read {path}: {exc.strerror or exc}") from None
-    # IHDR: bit depth at byte 24, colour type at byte 25 (0 = grayscale, 3 = palette).
     array = _unfiltered_palette_png(data)
+    # IHDR: bit depth at byte 24, colour type at byte 25 (0 = grayscale, 3 = palette).
     if array is None and len(data) > 26 and data[:8] == _PNG_SIGNATURE and data[24] == 8 and data[25] == 0:
         array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if array is None:

@@ -148,10 +148,7 @@ def boundary_f(gt: np.ndarray, pred: np.ndarray, void: np.ndarray | None = None,
     ``void`` (H, W): pixels set to background in both masks before taking boundaries.
     """
     gt, pred = _exclude_void(gt, pred, void)
-    box = _union_box(gt | pred)
-    if box is None:
-        return 1.0  # no boundary on either side
-    return _boundary_f_cropped(gt[box], pred[box], boundary_radius(gt.shape, bound_th))
+    return mask_scores(gt, pred, boundary_radius(gt.shape, bound_th))[1]
 
 
 def mask_scores(gt: np.ndarray, pred: np.ndarray, radius: int) -> tuple[float, float]:
