@@ -25,7 +25,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--merge-mode", choices=["soft", "hard"], default="soft", help="merging rule (default soft)")
     p.add_argument("--zip", help="write a submission archive Annotations/<video>/<frame>.png of the merged masks")
     p.add_argument("--score", action="store_true",
-                   help="score J&F of the merged masks against the split's annotations after merging "
+                   help="score J&F of the merged masks against the split's annotations after merging: "
+                   "official DAVIS figures for DAVIS splits, generic ones (as 'ssmvos score --format generic') "
+                   "for YouTube-VOS-layout splits such as a hold-out of YouTube-VOS or MOSE train "
                    "(skipped, with a note, for splits without per-frame annotations)")
     p.add_argument("--score-json", metavar="FILE", help="with --score: also write the figures as JSON")
     p.add_argument("--max-batch", type=int, default=16, help="objects per forward pass (default 16)")
@@ -57,7 +59,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"--score: {result.score_note}")
         else:
             from ..evaluation.report import format_table
+            from .score import print_notes
 
+            print(f"scored with the {result.scores['format']} rules")
+            print_notes(result.scores)
             print(format_table(result.scores))
             if args.score_json:
                 print(f"wrote {args.score_json}")

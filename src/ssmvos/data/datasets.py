@@ -38,6 +38,17 @@ CodaLab competition, which needs a (free) registration.
   4. Index them with: ssmvos index --youtube {root} --out-dir <folder>"""
 
 
+VOS_LAYOUT_INSTRUCTIONS = """\
+{name} cannot be downloaded automatically.
+  1. Download {where}.
+  2. Unpack them so that the folders read
+       {{root}}/train/JPEGImages/<video>/<frame>.jpg
+       {{root}}/train/Annotations/<video>/<frame>.png
+       {{root}}/valid/JPEGImages/<video>/<frame>.jpg
+       {{root}}/valid/Annotations/<video>/<frame>.png
+{meta}  3. Index them with: ssmvos index --{{key}} {{root}} --out-dir <folder>"""
+
+
 @dataclass(frozen=True)
 class SplitInfo:
     """One split of a dataset: its split file's name, the list file that defines it (relative
@@ -93,11 +104,29 @@ DATASETS: dict[str, DatasetInfo] = {d.key: d for d in (
         archive_url="https://data.vision.ee.ethz.ch/csergi/share/davis/DAVIS-2017-test-dev-480p.zip"),
     DatasetInfo(
         "youtube", "YouTube-VOS 2018 (train/ and valid/)", "YouTubeVOS",
-        (SplitInfo("youtube_train", "train/meta.json", "train", "davis2017"),
+        (SplitInfo("youtube_train", "train/meta.json", "train", "generic"),
          SplitInfo("youtube_test", "valid/meta.json", "test", None)),
         indexer=index_youtube,
         required_folders=("train", "valid"),
         instructions=YOUTUBE_INSTRUCTIONS),
+    DatasetInfo(
+        "youtube2019", "YouTube-VOS 2019 (train/ and valid/)", "YouTubeVOS2019",
+        (SplitInfo("youtube2019_train", "train/meta.json", "train", "generic"),
+         SplitInfo("youtube2019_test", "valid/meta.json", "test", None)),
+        indexer=index_youtube,
+        required_folders=("train", "valid"),
+        instructions=VOS_LAYOUT_INSTRUCTIONS.format(name="YouTube-VOS 2019", where=(
+            "the 2019 challenge's train.zip and valid.zip, through https://youtube-vos.org/dataset/vos/ "
+            "(CodaLab registration)"), meta="       {root}/train/meta.json, {root}/valid/meta.json\n")),
+    DatasetInfo(
+        "mose", "MOSE (or any dataset in YouTube-VOS's layout: train/ and valid/ with JPEGImages/ and "
+        "Annotations/; objects come from the annotation PNGs when there is no meta.json)", "MOSE",
+        (SplitInfo("mose_train", "train/Annotations", "train", "generic"),
+         SplitInfo("mose_test", "valid/Annotations", "test", None)),
+        indexer=index_youtube,
+        required_folders=("train", "valid"),
+        instructions=VOS_LAYOUT_INSTRUCTIONS.format(name="MOSE", where=(
+            "train.tar.gz and valid.tar.gz from the links on https://henghuiding.github.io/MOSE/"), meta="")),
 )}
 
 
@@ -142,7 +171,7 @@ def index_datasets(roots: dict[str, str | Path], out_dir: str | Path,
         info = DATASETS[key]
         for split in info.splits:
             list_path = root / split.list_file
-            if not list_path.is_file():
+            if not list_path.exists():  # a list file, or (MOSE) the annotation folder
                 report(f"{split.name}: skipped, no list file {list_path}")
                 continue
             entries = info.index(root, split, report)

@@ -36,7 +36,7 @@ def manual_instructions(name: str, root: str | os.PathLike = "datasets") -> str:
     info = dataset(name)
     if info.instructions is None:
         raise SSMVOSError(f"{info.title} is downloaded by `ssmvos download-data {info.key}`")
-    return info.instructions.format(root=Path(root) / info.folder)
+    return info.instructions.format(root=Path(root) / info.folder, key=info.key.replace("_", "-"))
 
 
 def _source(name: str) -> DatasetInfo:

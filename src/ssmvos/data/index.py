@@ -17,6 +17,9 @@ Layouts:
 * YouTube-VOS 2018: ``train/`` and ``valid/`` with ``JPEGImages/<video>/<frame>.jpg``,
   ``Annotations/<video>/<frame>.png`` and ``meta.json``; each object over its own frame
   list; in ``valid`` every entry of an object points to its first annotation.
+* Other YouTube-VOS-layout datasets (YouTube-VOS 2019, MOSE): the same layout; without a
+  ``meta.json`` (MOSE) the object lists are derived from the annotation PNGs
+  (:mod:`ssmvos.data.vos_meta`).
 """
 from __future__ import annotations
 
@@ -151,10 +154,20 @@ def _names(folder: Path) -> set[str]:
 
 
 def index_youtube(root: str | os.PathLike, split: str, notes: Callable[[str], None] | None = None) -> list[FrameEntry]:
-    """Entries of YouTube-VOS 2018 ``split``: 'train' (``train/``) or 'test' (``valid/``)."""
+    """Entries of a YouTube-VOS-layout ``split``: 'train' (``train/``) or 'test' (``valid/``).
+
+    Objects come from ``meta.json``, or, when there is none (MOSE), from the annotation PNGs.
+    """
     base = Path(root) / {"train": "train", "test": "valid"}[split]
-    videos = _load_meta(base / "meta.json")
     test = split == "test"
+    if (base / "meta.json").is_file():
+        videos = _load_meta(base / "meta.json")
+    else:  # a YouTube-VOS-layout dataset without meta.json
+        from .vos_meta import derive_meta
+
+        if notes:
+            notes(f"note: no meta.json in {base}: objects derived from the annotation PNGs")
+        videos = derive_meta(base, test)
     entries: list[FrameEntry] = []
     for video, info in videos.items():
         image_dir = _resolved_dir(base / "JPEGImages" / video, f"video {video!r} frame")

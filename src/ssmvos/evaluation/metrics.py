@@ -148,10 +148,21 @@ def boundary_f(gt: np.ndarray, pred: np.ndarray, void: np.ndarray | None = None,
     ``void`` (H, W): pixels set to background in both masks before taking boundaries.
     """
     gt, pred = _exclude_void(gt, pred, void)
+    return mask_scores(gt, pred, boundary_radius(gt.shape, bound_th))[1]
+
+
+def mask_scores(gt: np.ndarray, pred: np.ndarray, radius: int) -> tuple[float, float]:
+    """J and F of one object: ``gt`` and ``pred`` are (H, W) bool masks (void pixels already
+    removed), ``radius`` the boundary tolerance in pixels (:func:`boundary_radius` of the frame).
+
+    Both empty gives (1, 1). The work is done on the box around the two masks.
+    """
     box = _union_box(gt | pred)
     if box is None:
-        return 1.0  # no boundary on either side
-    return _boundary_f_cropped(gt[box], pred[box], boundary_radius(gt.shape, bound_th))
+        return 1.0, 1.0  # both empty
+    gt, pred = gt[box], pred[box]
+    j = int(np.count_nonzero(gt & pred)) / int(np.count_nonzero(gt | pred))
+    return j, _boundary_f_cropped(gt, pred, radius)
 
 
 def frame_scores(gt_labels: np.ndarray, pred_labels: np.ndarray, n_objects: int,
@@ -178,12 +189,7 @@ def frame_scores(gt_labels: np.ndarray, pred_labels: np.ndarray, n_objects: int,
         if keep is not None:
             gt &= keep
             pred &= keep
-        box = _union_box(gt | pred)
-        if box is None:
-            continue  # both empty: J = F = 1
-        gt, pred = gt[box], pred[box]
-        j[k] = int(np.count_nonzero(gt & pred)) / int(np.count_nonzero(gt | pred))
-        f[k] = _boundary_f_cropped(gt, pred, radius)
+        j[k], f[k] = mask_scores(gt, pred, radius)
     return j, f
 
 
@@ -223,4 +229,4 @@ def db_statistics(per_frame: np.ndarray) -> tuple[float, float, float]:
 
 
 __all__ = ["BOUND_TH", "boundary_radius", "disk_kernel", "seg2bmap", "jaccard", "boundary_f",
-           "frame_scores", "decay_bins", "db_statistics"]
+           "mask_scores", "frame_scores", "decay_bins", "db_statistics"]

@@ -25,13 +25,18 @@ def _rows(scores: dict) -> list[tuple[str, dict[str, float]]]:
     return rows
 
 
+#: The line above the table's header: the table is in percent, the files are not.
+UNITS = "J&F, J and F figures in percent (JSON and CSV hold fractions in [0, 1])"
+
+
 def format_table(scores: dict, per_object: bool = True) -> str:
-    """A DAVIS-leaderboard-style table in percent: the global row, then one row per object."""
+    """A DAVIS-leaderboard-style table in percent (said in its first line): the global row,
+    then one row per object."""
     rows = _rows(scores) if per_object else _rows(scores)[:1]
     width = max(len("Sequence"), *(len(name) for name, _ in rows))
     titles = [CSV_TITLES[k] for k in GLOBAL_KEYS]
     head = f"{'Sequence':<{width}}  " + "  ".join(f"{t:>8}" for t in titles)
-    lines = [head, "-" * len(head)]
+    lines = [UNITS, head, "-" * len(head)]
     for i, (name, figures) in enumerate(rows):
         lines.append(f"{name:<{width}}  " + "  ".join(f"{100 * figures[k]:>8.1f}" for k in GLOBAL_KEYS))
         if i == 0 and len(rows) > 1:
@@ -58,9 +63,14 @@ def _json_ready(value):
 
 
 def write_json(scores: dict, path: str | os.PathLike) -> Path:
-    """The figures dict as JSON (values in [0, 1]; a nan figure is written as null)."""
+    """The figures as JSON: the global figures, ``per_object``, then (when the scores have
+    them) ``per_video`` and ``format``. Values in [0, 1]; a nan figure is written as null."""
     ordered = {k: scores[k] for k in GLOBAL_KEYS}
     ordered["per_object"] = {name: {k: obj[k] for k in OBJECT_KEYS} for name, obj in scores["per_object"].items()}
+    if "per_video" in scores:
+        ordered["per_video"] = {name: {k: v[k] for k in GLOBAL_KEYS} for name, v in scores["per_video"].items()}
+    if "format" in scores:
+        ordered["format"] = scores["format"]
     return _atomic_write(path, json.dumps(_json_ready(ordered), indent=1) + "\n")
 
 
@@ -78,4 +88,4 @@ def write_csv(scores: dict, path: str | os.PathLike) -> Path:
     return _atomic_write(path, buffer.getvalue())
 
 
-__all__ = ["CSV_TITLES", "format_table", "write_json", "write_csv"]
+__all__ = ["CSV_TITLES", "UNITS", "format_table", "write_json", "write_csv"]
