@@ -7,7 +7,7 @@ times, in the same run:
   (a) ``official_like``: the official algorithm as the official code runs it (whole sequences
       loaded as float64 stacks, objects separated by broadcasting, per-frame full-image boundary
       maps, a disk kernel rebuilt for every frame, scalar statistics), single process;
-  (b) ``ssmvos.evaluation.score_folder(..., workers=2)``.
+  (b) ``ssmvos.scoring.score_folder(..., workers=2)``.
 
 Prints both times, the speed-up and the largest absolute difference between the figures.
 
@@ -29,7 +29,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from ssmvos.evaluation import score_folder  # noqa: E402
+from ssmvos.scoring import score_folder  # noqa: E402
 
 PALETTE = [0, 0, 0, 128, 0, 0] + [0, 0, 0] * 254
 

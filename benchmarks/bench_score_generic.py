@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_score import PALETTE, perturb  # noqa: E402
-from ssmvos.evaluation import score_folder  # noqa: E402
+from ssmvos.scoring import score_folder  # noqa: E402
 
 IDS = (2, 5)  # a gap in the ids
 STRAY = 9

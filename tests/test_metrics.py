@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from ssmvos.evaluation.metrics import (boundary_f, boundary_radius, db_statistics, decay_bins, disk_kernel,
+from ssmvos.scoring.metrics import (boundary_f, boundary_radius, db_statistics, decay_bins, disk_kernel,
                                        frame_scores, jaccard, seg2bmap)
 
 

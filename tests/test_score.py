@@ -11,8 +11,8 @@ from PIL import Image
 
 from conftest import FIXTURES, assert_clean_error, run_cli
 from ssmvos.errors import SSMVOSError
-from ssmvos.evaluation import score_folder
-from ssmvos.evaluation.score import read_label_png
+from ssmvos.scoring import score_folder
+from ssmvos.scoring.score import read_label_png
 
 METRICS = FIXTURES / "metrics"
 SEQUENCES = ["blackswan", "car-shadow", "libby", "motocross-jump"]

@@ -21,10 +21,10 @@ from PIL import Image
 
 from conftest import FIXTURES, assert_clean_error, run_cli
 from ssmvos.errors import SSMVOSError
-from ssmvos.evaluation import score_folder
-from ssmvos.evaluation.generic import GenericVideo
-from ssmvos.evaluation.labels import read_label_png
-from ssmvos.evaluation.report import UNITS
+from ssmvos.scoring import score_folder
+from ssmvos.scoring.generic import GenericVideo
+from ssmvos.scoring.labels import read_label_png
+from ssmvos.scoring.report import UNITS
 from test_score import FIGURES, assert_equal_to_official, official, write_png
 
 METRICS = FIXTURES / "metrics"

@@ -10,8 +10,8 @@ import numpy as np
 from conftest import run_cli
 from ssmvos.data.index import index_davis2017, index_youtube
 from ssmvos.data.splits import load_split
-from ssmvos.evaluation import score_folder
-from ssmvos.evaluation.score import split_scoring_plan
+from ssmvos.scoring import score_folder
+from ssmvos.scoring.score import split_scoring_plan
 from test_index import davis2017_layout, youtube_layout
 from test_score import write_png
 

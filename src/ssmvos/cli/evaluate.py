@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         if result.scores is None:
             print(f"--score: {result.score_note}")
         else:
-            from ..evaluation.report import format_table
+            from ..scoring.report import format_table
             from .score import print_notes
 
             print(f"scored with the {result.scores['format']} rules")

@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..evaluation.report import format_table, write_csv, write_json
-from ..evaluation.score import AUTO, FORMATS, score_folder
+from ..scoring.report import format_table, write_csv, write_json
+from ..scoring.score import AUTO, FORMATS, score_folder
 
 
 def _workers(text: str) -> int:

@@ -15,8 +15,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from ..errors import SSMVOSError
-from ..evaluation.labels import annotation_frames, label_ids, read_label_png
-from ..evaluation.score import default_workers
+from ..scoring.labels import annotation_frames, label_ids, read_label_png
+from ..scoring.score import default_workers
 
 
 def _video_objects(label_dir: Path) -> tuple[list[str], dict[int, str]]:

@@ -142,7 +142,7 @@ def evaluate(config: EvaluateConfig) -> EvaluateResult | None:
             if config.score:
                 result.scores, result.score_note = _score(entries, merged, config.split)
                 if result.scores is not None and config.score_json:
-                    from ..evaluation.report import write_json
+                    from ..scoring.report import write_json
 
                     write_json(result.scores, config.score_json)
             return result
@@ -154,7 +154,7 @@ def _score(entries: list[FrameEntry], merged: str, split_file: str) -> tuple[dic
     """J&F of the merged results against the split's annotations, in the format the dataset
     registry gives for this split file (else the one the annotations imply)."""
     from ..data.datasets import split_info
-    from ..evaluation.score import score_folder, split_scoring_plan
+    from ..scoring.score import score_folder, split_scoring_plan
 
     plan = split_scoring_plan(entries)
     if plan is None:
