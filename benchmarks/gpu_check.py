@@ -453,13 +453,16 @@ def write_train_split(data: Data, videos: list[str], path: Path, min_samples: in
     """A training split of ``videos``, repeated (as videos ``<name>~<k>``) until it holds at
     least ``min_samples`` samples: timed steps must not cross an epoch's end (a new DataLoader,
     and a smaller last batch whose new shapes start cuDNN's algorithm search again)."""
-    from ssmvos.data.index import index_davis_videos, write_split
+    import dataclasses
+
+    from ssmvos.data.index import index_davis_videos
+    from ssmvos.data.splits import write_split
 
     base = index_davis_videos(data.images, data.annotations, videos)
     entries = list(base)
     k = 1
     while len(entries) < min_samples:
-        entries += [{**e, "video_name": f"{e['video_name']}~{k}"} for e in base]
+        entries += [dataclasses.replace(e, video_name=f"{e.video_name}~{k}") for e in base]
         k += 1
     write_split(path, entries)
     return path
