@@ -649,7 +649,9 @@ def open_frames(video: object, queue_size: int = 4, drop: bool = True) -> FrameS
     if isinstance(video, (str, os.PathLike)):
         text = os.fspath(video)
         if text == "-":
-            return PipeStream(sys.stdin.buffer, "stdin", queue_size, drop)
+            # unbuffered, on the descriptor itself: a reader thread blocked in sys.stdin.buffer
+            # would hold its lock and abort the interpreter's shutdown (e.g. after Ctrl-C)
+            return PipeStream(open(sys.stdin.fileno(), "rb", buffering=0, closefd=False), "stdin", queue_size, drop)
         if "://" in text:
             return CaptureStream(text, queue_size, drop)
         path = Path(text)
