@@ -292,7 +292,6 @@ class LiveSource(FrameSource):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._keep: Callable[[int], bool] = lambda index: False
-        self._position = 0  # the next frame index stream() hands out
         try:
             first = self._read()
         except BaseException:
@@ -346,7 +345,6 @@ class LiveSource(FrameSource):
                     return
                 item = self._buffer.popleft()
                 self._cond.notify_all()
-            self._position = item[0] + 1
             if item[0] >= start:
                 yielded += 1
                 yield item

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from ..data.io import read_mask, write_palette_png
 from ..errors import SSMVOSError
+from .engine import VideoState
 from .frames import is_live
 from .merge import merge_frame
 from .overlay import OverlayWriter, blend
@@ -147,8 +148,8 @@ def segment_video(predictor: VideoPredictor, video: object, masks: str | os.Path
 class _Run:
     """One segment_video run: the passes, the PNG writers and the overlay."""
 
-    def __init__(self, predictor: VideoPredictor, state, out_dir: Path, overlay: str | os.PathLike | None,
-                 progress: bool):
+    def __init__(self, predictor: VideoPredictor, state: VideoState, out_dir: Path,
+                 overlay: str | os.PathLike | None, progress: bool):
         self.predictor, self.state, self.out_dir, self.overlay_path = predictor, state, out_dir, overlay
         self.writer: OverlayWriter | None = None
         self.written: set[int] = set()
