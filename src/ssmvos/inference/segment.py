@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -145,6 +148,43 @@ def segment_video(predictor: VideoPredictor, video: object, masks: str | os.Path
         predictor.close_state(state)
 
 
+class _HeldInterrupts:
+    """Inside :meth:`held`, Ctrl-C (SIGINT) waits until the block ends: an interrupt never
+    leaves a frame's PNG without its overlay frame. Only in the main thread, and only where
+    Python's own SIGINT handler is installed; elsewhere a no-op."""
+
+    def __init__(self) -> None:
+        self.holding = self.pending = False
+        self._previous = None
+
+    def __enter__(self) -> "_HeldInterrupts":
+        if threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _handler(self, signum: int, frame: object) -> None:
+        if self.holding:
+            self.pending = True
+        else:
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        self.holding = True
+        try:
+            yield
+        finally:
+            self.holding = False
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
+
+
 class _Run:
     """One segment_video run: the passes, the PNG writers and the overlay."""
 
@@ -162,7 +202,7 @@ class _Run:
         self.bar = tqdm(total=total, unit="frame", desc="segment", disable=not self.progress)
         start = time.perf_counter()
         try:
-            with AsyncWriter() as self.pngs:
+            with _HeldInterrupts() as self.interrupts, AsyncWriter() as self.pngs:
                 try:
                     if direction == "backward":
                         self._pass(last, reverse=True)
@@ -190,14 +230,15 @@ class _Run:
                 continue
             labels = (merge_frame(result.object_ids, list(result.soft)) if result.object_ids
                       else np.zeros((self.state.height, self.state.width), np.uint8))
-            self.pngs.submit(write_palette_png, self._png(result.frame_index), labels)
-            if not reverse:
-                self._overlay(result.image, labels, result.fps)
-            if result.latency is not None:
-                self.stats.latencies.append(result.latency)
-            self.written.add(result.frame_index)
-            self.stats.frames = len(self.written)
-            self.bar.update(1)
+            with self.interrupts.held():  # a frame's outputs all or none
+                self.pngs.submit(write_palette_png, self._png(result.frame_index), labels)
+                if not reverse:
+                    self._overlay(result.image, labels, result.fps)
+                if result.latency is not None:
+                    self.stats.latencies.append(result.latency)
+                self.written.add(result.frame_index)
+                self.stats.frames = len(self.written)
+                self.bar.update(1)
         if reverse and self.overlay_path is not None:  # the overlay runs forward in time: read the PNGs back
             self.pngs.wait()
             for index in sorted(self.written):
