@@ -83,8 +83,6 @@ def test_video_predictor_api(model, libby):
         assert 0.0 <= masks.min() and masks.max() <= 1.0
         seen.append(frame_idx)
     assert seen == list(range(6))
-    with pytest.raises(SSMVOSError, match="already"):
-        predictor.add_new_mask(state, 0, 1, labels == 1)
     with pytest.raises(SSMVOSError, match="empty"):
         predictor.add_new_mask(state, 0, 3, labels == 3)
     with pytest.raises(SSMVOSError, match="854"):

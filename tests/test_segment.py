@@ -1,12 +1,22 @@
-"""`ssmvos segment` on a user's own clip: mp4 and frame folder, two objects, overlay;
-every bad input gives one clear line and leaves no output claimed as done."""
+"""`ssmvos segment` on a user's own clip: mp4 and frame folder, two objects, overlay; masks
+on later frames (corrections, late objects), backward and both directions, live input on
+stdin with Ctrl-C; every bad input gives one clear line and leaves no output claimed as done."""
 from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
 
 import cv2
 import numpy as np
 import pytest
 
-from conftest import DAVIS16, REFERENCE, assert_clean_error, fill_reference_weights, require_shared, run_cli
+from conftest import (DAVIS16, REFERENCE, ROOT, assert_clean_error, fill_reference_weights, require_shared,
+                      run_cli)
 from ssmvos import SSM, save_checkpoint
 from ssmvos.data.io import read_mask, write_palette_png
 
@@ -27,8 +37,13 @@ def clip(tmp_path_factory):
         cv2.imwrite(str(frames / f"{i:05d}.jpg"), small)
         writer.write(small)
     writer.release()
-    labels = read_mask(REFERENCE / "davis_two_object" / "Annotations" / "480p" / "libby" / "00000.png")
+    ann = REFERENCE / "davis_two_object" / "Annotations" / "480p" / "libby"
+    labels = read_mask(ann / "00000.png")
     write_palette_png(root / "mask.png", cv2.resize(labels, (W, H), interpolation=cv2.INTER_NEAREST))
+    # frame 2: object 1 as annotated (a correction) and object 2's region as a new object 3
+    labels = cv2.resize(read_mask(ann / "00002.png"), (W, H), interpolation=cv2.INTER_NEAREST)
+    write_palette_png(root / "mask2.png", labels)
+    write_palette_png(root / "fix2.png", np.where(labels == 2, 3, labels).astype(np.uint8))
     model = SSM()
     fill_reference_weights(model)
     save_checkpoint(root / "weights.pt", model.state_dict(), 0)
@@ -36,7 +51,9 @@ def clip(tmp_path_factory):
 
 
 def _segment(clip, out, *extra):
-    return run_cli("segment", *extra, "--mask", clip / "mask.png", "--out", out, "--weights", clip / "weights.pt",
+    """``ssmvos segment`` on the clip; the frame-0 mask unless ``extra`` gives masks."""
+    masks = () if "--mask" in extra else ("--mask", clip / "mask.png")
+    return run_cli("segment", *extra, *masks, "--out", out, "--weights", clip / "weights.pt",
                    "--input-size", 224, "--device", "cpu", "--no-progress")
 
 
@@ -99,3 +116,147 @@ def test_segment_bad_inputs(clip, tmp_path):
     assert_clean_error(_segment(clip, tmp_path / "afile", "--frames", clip / "frames"), "afile")
     # nothing claimed as done: no output folder was created for the rejected inputs
     assert not out.exists()
+
+
+def _labels(folder) -> dict[str, np.ndarray]:
+    return {p.stem: read_mask(p) for p in sorted(folder.glob("*.png"))}
+
+
+def _frame_count(video) -> int:
+    cap = cv2.VideoCapture(str(video))
+    count = 0
+    while cap.read()[0]:
+        count += 1
+    return count
+
+
+@pytest.fixture(scope="module")
+def plain(clip, tmp_path_factory):
+    """Outputs of the plain run: the frame-0 mask, forward over the frame folder."""
+    out = tmp_path_factory.mktemp("plain")
+    proc = _segment(clip, out, "--frames", clip / "frames")
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def test_correction_and_late_object_from_a_later_mask(clip, plain, tmp_path):
+    proc = _segment(clip, tmp_path, "--frames", clip / "frames", "--mask", clip / "mask.png",
+                    "--mask", f"2:{clip / 'fix2.png'}")
+    assert proc.returncode == 0, proc.stderr
+    assert "3 object(s) in 5 frames" in proc.stdout
+    for name in ("00000", "00001"):  # before the correction: byte for byte the plain run's
+        assert (tmp_path / f"{name}.png").read_bytes() == (plain / f"{name}.png").read_bytes()
+    got, want = _labels(tmp_path), _labels(plain)
+    fix = read_mask(clip / "fix2.png")  # object 3 (the highest id) wins every pixel of its given mask
+    assert (got["00002"][fix == 3] == 3).all() and {1, 3} <= set(np.unique(got["00002"]))
+    assert all(3 not in np.unique(got[n]) for n in ("00000", "00001"))  # the late object starts at frame 2
+    assert all(3 in np.unique(got[n]) for n in ("00002", "00003"))
+    assert all(not np.array_equal(got[n], want[n]) for n in ("00002", "00003", "00004"))
+
+
+def test_backward_and_both_directions(clip, tmp_path):
+    mask = f"2:{clip / 'mask2.png'}"
+    proc = _segment(clip, tmp_path / "both", "--frames", clip / "frames", "--mask", mask,
+                    "--overlay", tmp_path / "both.mp4")
+    assert proc.returncode == 0, proc.stderr
+    both = _labels(tmp_path / "both")
+    assert sorted(both) == [f"{i:05d}" for i in range(N)] and _frame_count(tmp_path / "both.mp4") == N
+    assert np.array_equal(both["00002"], read_mask(clip / "mask2.png"))
+    assert all({1, 2} & set(np.unique(both[n])) for n in ("00000", "00001"))  # segmented backward from frame 2
+    proc = _segment(clip, tmp_path / "back", "--frames", clip / "frames", "--mask", mask, "--direction", "backward")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(_labels(tmp_path / "back")) == ["00000", "00001", "00002"]
+    for name in ("00000", "00001", "00002"):
+        assert (tmp_path / "back" / f"{name}.png").read_bytes() == (tmp_path / "both" / f"{name}.png").read_bytes()
+
+
+def _live(clip, out, *extra) -> subprocess.Popen:
+    """``ssmvos segment --video -`` reading frames from a pipe the caller writes."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    return subprocess.Popen([sys.executable, "-m", "ssmvos", "segment", "--video", "-", "--out", str(out),
+                             "--weights", str(clip / "weights.pt"), "--input-size", "224", "--device", "cpu",
+                             "--no-progress", *map(str, extra)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+
+
+def _feed(proc: subprocess.Popen, jpegs: list[bytes], delay: float, loops: int = 1) -> threading.Thread:
+    """Write the JPEGs to the process's stdin with a delay between frames, then close it."""
+    def write() -> None:
+        try:
+            for _ in range(loops):
+                for data in jpegs:
+                    proc.stdin.write(data)
+                    proc.stdin.flush()
+                    time.sleep(delay)
+            proc.stdin.close()
+        except (BrokenPipeError, ValueError, OSError):  # the reader went away
+            pass
+
+    thread = threading.Thread(target=write, daemon=True)
+    thread.start()
+    return thread
+
+
+def _finish(proc: subprocess.Popen, timeout: float = 600) -> tuple[str, str]:
+    """Wait for a process whose stdin a feeder writes; its (stdout, stderr)."""
+    proc.wait(timeout=timeout)
+    return proc.stdout.read().decode(), proc.stderr.read().decode()
+
+
+def test_live_stdin_is_segmented_as_frames_arrive_and_ctrl_c_keeps_what_is_done(clip, plain, tmp_path):
+    jpegs = [p.read_bytes() for p in sorted((clip / "frames").glob("*.jpg"))]
+    proc = _live(clip, tmp_path / "live", "--mask", clip / "mask.png", "--no-drop", "--overlay", tmp_path / "live.mp4")
+    _feed(proc, jpegs, delay=0.1)
+    out, err = _finish(proc)
+    assert proc.returncode == 0, err
+    assert "latency per frame: median" in out and "dropped 0 frame(s)" in out
+    # the same frames as the folder, decoded from the pipe: the same masks
+    got, want = _labels(tmp_path / "live"), _labels(plain)
+    assert sorted(got) == sorted(want) and all(np.array_equal(got[n], want[n]) for n in want)
+    assert _frame_count(tmp_path / "live.mp4") == N
+
+    # an endless stream, interrupted once two frames are written
+    proc = _live(clip, tmp_path / "int", "--mask", clip / "mask.png", "--overlay", tmp_path / "int.mp4")
+    _feed(proc, jpegs, delay=0.2, loops=1000)
+    deadline = time.monotonic() + 300
+    while len(list((tmp_path / "int").glob("*.png"))) < 2 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = _finish(proc, timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted after" in err
+    pngs = sorted((tmp_path / "int").glob("*.png"))
+    assert len(pngs) >= 2 and all(read_mask(p).shape == (H, W) for p in pngs)  # complete files
+    assert not list((tmp_path / "int").glob(".*"))  # no half-written temporaries
+    assert _frame_count(tmp_path / "int.mp4") == len(pngs)
+
+
+def test_steering_bad_inputs(clip, tmp_path):
+    out = tmp_path / "out"
+    frames = ("--frames", clip / "frames")
+    assert_clean_error(_segment(clip, out, *frames, "--mask", f"7:{clip / 'mask2.png'}"), "frame 7", "5 frames")
+    assert_clean_error(_segment(clip, out, *frames, "--mask", "x:nothing.png"), "'x' is not a frame number")
+    write_palette_png(tmp_path / "empty.png", np.zeros((H, W), np.uint8))
+    assert_clean_error(_segment(clip, out, *frames, "--mask", f"2:{tmp_path / 'empty.png'}"), "empty.png", "no object")
+    write_palette_png(tmp_path / "small.png", np.ones((10, 10), np.uint8))
+    assert_clean_error(_segment(clip, out, *frames, "--mask", f"2:{tmp_path / 'small.png'}"), "small.png", "10×10")
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/live.mp4"
+    assert_clean_error(_segment(clip, out, "--video", url), "cannot open stream", url)
+    assert not out.exists()
+    # stdin: not frames; a live source asked to run backward
+    proc = _live(clip, out, "--mask", clip / "mask.png")
+    _, err = proc.communicate(b"hello", timeout=300)
+    assert_clean_error(subprocess.CompletedProcess(proc.args, proc.returncode, "", err.decode()), "neither JPEG/PNG")
+    jpegs = [p.read_bytes() for p in sorted((clip / "frames").glob("*.jpg"))]
+    proc = _live(clip, out, "--mask", clip / "mask.png", "--direction", "both")
+    _, err = proc.communicate(b"".join(jpegs), timeout=300)
+    assert_clean_error(subprocess.CompletedProcess(proc.args, proc.returncode, "", err.decode()), "only be segmented forward")
+    assert not out.exists()
+    # a stream that ends before a mask's frame: an error, and the frames done stay on disk
+    proc = _live(clip, out, "--mask", clip / "mask.png", "--mask", f"9:{clip / 'mask2.png'}", "--no-drop")
+    _, err = proc.communicate(b"".join(jpegs), timeout=600)
+    assert_clean_error(subprocess.CompletedProcess(proc.args, proc.returncode, "", err.decode()),
+                       "stdin ended after frame 4, before frame 9")
+    assert len(_labels(out)) == N

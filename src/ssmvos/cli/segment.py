@@ -1,26 +1,44 @@
-"""ssmvos segment: a user's own clip and a first-frame mask -> masks for every frame."""
+"""ssmvos segment: a user's own clip (or a live stream) and masks -> masks for every frame."""
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 
 from .common import add_inference_flags, check_network_input
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "segment", help="segment the objects of a first-frame mask through your own video",
-        description="Segment the objects of a first-frame mask (palette PNG with labels 1..254, or a binary "
-        "0/255 PNG for one object) through a video file or a folder of frames. Writes one palette PNG per "
-        "frame at the video's resolution, and optionally an overlay video. With --demo it runs on a short "
+        "segment", help="segment the objects of given masks through your own video or a live stream",
+        description="Segment the objects of masks (palette PNGs with labels 1..254, or a binary 0/255 PNG for "
+        "one object) through a video file, a folder of frames or a live source. Masks on later frames add "
+        "objects (a new label) or correct them (a label given before: its chain restarts from that mask). "
+        "Writes one palette PNG per frame at the video's resolution, and optionally an overlay video, as frames "
+        "are done; Ctrl-C stops with everything done so far complete on disk. With --demo it runs on a short "
         "DAVIS 2016 clip bundled with ssmvos.",
         epilog="Weights: a published model name (davis16, davis17, youtube) is downloaded once into "
         "$SSMVOS_HOME (default ~/.cache/ssmvos); without internet, download the .pt file by hand and pass "
-        "its path with --weights.")
+        "its path with --weights. Live sources: a camera index (--video 0), an RTSP/HTTP URL, or - for stdin "
+        "carrying concatenated JPEG/PNG images (ffmpeg -f image2pipe) or a YUV4MPEG2 stream (ffmpeg -f "
+        "yuv4mpegpipe). They are segmented forward as frames arrive, through a queue of a few frames: when the "
+        "network falls behind, the oldest waiting frame is dropped (never one with a mask) unless --no-drop.")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--video", help="video file (mp4, avi, ...)")
+    src.add_argument("--video", help="video file (mp4, avi, ...), or live: a camera index (0), an RTSP/HTTP URL, "
+                     "or - for frames on stdin")
     src.add_argument("--frames", help="folder of frames (jpg/png, sorted by name)")
     src.add_argument("--demo", action="store_true", help="the bundled demo clip and its first-frame mask")
-    p.add_argument("--mask", help="first-frame mask PNG (required unless --demo)")
+    p.add_argument("--mask", action="append", metavar="[FRAME:]PATH",
+                   help="mask PNG for frame 0, or FRAME:PATH for another frame (frames count from 0); repeat it "
+                   "for masks on several frames (required unless --demo)")
+    p.add_argument("--direction", choices=["forward", "backward", "both"], default=None,
+                   help="forward from the first mask, backward from the last, or both: frames before the first "
+                   "mask backward and the rest forward (default both; live sources: forward only)")
+    p.add_argument("--reference", choices=["first", "latest"], default="first",
+                   help="after a correction, match frames against the object's first mask (default, as the "
+                   "original) or the latest mask given")
+    p.add_argument("--no-drop", action="store_true",
+                   help="live sources: process every frame, however far behind live that gets")
     p.add_argument("--out", required=True, help="output folder for the per-frame palette PNGs")
     p.add_argument("--weights", default="davis17", help="published model name or checkpoint path (default davis17)")
     p.add_argument("--overlay", help="also write the masks blended on the frames to this .mp4 file")
@@ -32,6 +50,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def parse_mask(text: str) -> tuple[int, str]:
+    """``PATH`` (frame 0) or ``FRAME:PATH`` -> (frame, path); an existing file is always a PATH."""
+    from ..errors import SSMVOSError
+
+    frame, sep, path = text.partition(":")
+    if not sep or os.path.exists(text):
+        return 0, text
+    if not frame.strip().isdigit():
+        raise SSMVOSError(f"--mask {text}: no such file, and {frame!r} is not a frame number (use FRAME:PATH with "
+                          "FRAME = 0, 1, ...)")
+    if not path:
+        raise SSMVOSError(f"--mask {text}: no mask file after the frame number")
+    return int(frame), path
+
+
 def run(args: argparse.Namespace) -> int:
     from ..checkpoint import load_checkpoint
     from ..errors import SSMVOSError
@@ -39,19 +72,28 @@ def run(args: argparse.Namespace) -> int:
     from ..inference.segment import demo_clip, segment_video
     from ..weights import resolve_weights
 
+    masks = [parse_mask(m) for m in args.mask or []]
     if args.demo:
-        video, mask = demo_clip()
-        mask = args.mask or mask
+        video, demo_mask = demo_clip()
+        masks = masks or [(0, demo_mask)]
     else:
-        video, mask = args.video or args.frames, args.mask
-        if mask is None:
-            raise SSMVOSError("--mask is required (the first-frame mask PNG)")
+        video = args.video or args.frames
+        if not masks:
+            raise SSMVOSError("--mask is required (the first-frame mask PNG, or FRAME:PATH)")
     model = load_checkpoint(resolve_weights(args.weights))
     check_network_input(args.input_size, args.input_size, model.config["keep_topk"], "--input-size", None)
     predictor = VideoPredictor(model, args.input_size, args.fix_margin, args.device, args.precision, args.max_batch,
                                compile=args.compile, cuda_graphs=args.cuda_graphs)
-    stats = segment_video(predictor, video, mask, args.out, args.overlay, progress=not args.no_progress)
+    stats = segment_video(predictor, video, masks, args.out, args.overlay, progress=not args.no_progress,
+                          direction=args.direction, drop=not args.no_drop, reference=args.reference)
+    extra = "; ".join(x for x in (stats.latency_summary(),
+                                  f"dropped {stats.dropped} frame(s)" if stats.latencies else "") if x)
+    if stats.interrupted:
+        print(f"ssmvos segment: interrupted after {stats.frames} frames; their masks are complete in {args.out}"
+              + (f" and in the overlay {args.overlay}" if args.overlay and stats.frames else "")
+              + (f" ({extra})" if extra else ""), file=sys.stderr)
+        return 130
     print(f"segmented {stats.objects} object(s) in {stats.frames} frames in {stats.seconds:.1f} s "
           f"({stats.frames / max(stats.seconds, 1e-9):.2f} frames/s) -> {args.out}"
-          + (f"; overlay: {args.overlay}" if args.overlay else ""))
+          + (f"; overlay: {args.overlay}" if args.overlay else "") + (f"\n{extra}" if extra else ""))
     return 0
