@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_inference_flags, check_network_input
+from .common import add_inference_flags, add_propagation_flags, check_network_input
+from .types import INPUT_SIZE_FLAGS, add_input_size_flags, frame_folder
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -18,21 +19,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "its path with --weights.")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--video", help="video file (mp4, avi, ...)")
-    src.add_argument("--frames", help="folder of frames (jpg/png, sorted by name)")
+    src.add_argument("--frames", type=frame_folder, help="folder of frames (jpg/png, sorted by name)")
     src.add_argument("--demo", action="store_true", help="the bundled demo clip and its first-frame mask")
     p.add_argument("--mask", help="first-frame mask PNG (required unless --demo)")
     p.add_argument("--out", required=True, help="output folder for the per-frame palette PNGs")
     p.add_argument("--weights", default="davis17", help="published model name or checkpoint path (default davis17)")
     p.add_argument("--overlay", help="also write the masks blended on the frames to this .mp4 file")
-    p.add_argument("--input-size", type=int, default=512, help="network input size, square (default 512; >= 193)")
-    p.add_argument("--fix-margin", type=float, default=0.5, help="crop margin around the previous mask (default 0.5)")
-    p.add_argument("--max-batch", type=int, default=16, help="objects per forward pass (default 16)")
+    add_input_size_flags(p)
+    add_propagation_flags(p)
     add_inference_flags(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..atomic import check_output_file, check_output_folder
     from ..checkpoint import load_checkpoint
     from ..errors import SSMVOSError
     from ..inference.predictor import VideoPredictor
@@ -46,9 +47,14 @@ def run(args: argparse.Namespace) -> int:
         video, mask = args.video or args.frames, args.mask
         if mask is None:
             raise SSMVOSError("--mask is required (the first-frame mask PNG)")
+    size = (args.input_height, args.input_width)
+    check_network_input(*size, None, INPUT_SIZE_FLAGS, None)  # before any download
+    check_output_folder(args.out, "--out")
+    if args.overlay is not None:
+        check_output_file(args.overlay, "--overlay")
     model = load_checkpoint(resolve_weights(args.weights))
-    check_network_input(args.input_size, args.input_size, model.config["keep_topk"], "--input-size", None)
-    predictor = VideoPredictor(model, args.input_size, args.fix_margin, args.device, args.precision, args.max_batch,
+    check_network_input(*size, model.config["keep_topk"], INPUT_SIZE_FLAGS, None)
+    predictor = VideoPredictor(model, size, args.fix_margin, args.device, args.precision, args.max_batch,
                                compile=args.compile, cuda_graphs=args.cuda_graphs)
     stats = segment_video(predictor, video, mask, args.out, args.overlay, progress=not args.no_progress)
     print(f"segmented {stats.objects} object(s) in {stats.frames} frames in {stats.seconds:.1f} s "

@@ -198,6 +198,13 @@ def default_workers(n_videos: int) -> int:
     return max(1, min(cpus, n_videos))
 
 
+def _ignore_interrupts() -> None:
+    """Pool workers leave Ctrl-C to the main process, which stops the pool (no worker tracebacks)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def score_folder(annotations_dir: str | os.PathLike, results_dir: str | os.PathLike, fmt: str = "davis2017",
                  sequences: Iterable[str] | None = None, workers: int | None = None,
                  exclude_void: bool = False, bound_th: float = BOUND_TH) -> dict:
@@ -229,7 +236,7 @@ def score_folder(annotations_dir: str | os.PathLike, results_dir: str | os.PathL
     if workers == 1 or len(jobs) == 1:
         scored = [score_video(job) for job in jobs]
     else:
-        with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+        with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), initializer=_ignore_interrupts) as pool:
             try:
                 scored = list(pool.map(score_video, jobs))
             except BaseException:

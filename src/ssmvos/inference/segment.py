@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..data.io import read_mask, write_palette_png
+from ..atomic import check_output_file, remove_temporaries
+from ..data.io import read_label_map, write_palette_png
 from ..errors import SSMVOSError
 from .merge import merge_frame
 from .overlay import OverlayWriter, blend
@@ -62,13 +63,15 @@ def segment_video(predictor: VideoPredictor, video: str | os.PathLike, mask_path
     """
     out_dir = Path(out_dir)
     state = predictor.init_state(video)
-    labels = read_mask(mask_path)
+    labels = read_label_map(mask_path)
     if labels.shape != (state.height, state.width):
         raise SSMVOSError(f"the mask {mask_path} is {labels.shape[1]}×{labels.shape[0]} but the frames are "
                           f"{state.width}×{state.height}")
     objects = objects_in_mask(labels, str(mask_path))
     check_writable(out_dir)
+    remove_temporaries(out_dir)  # left by a killed run
     if overlay is not None:
+        check_output_file(overlay, "overlay")
         check_writable(Path(overlay).parent)
     for obj_id, mask in objects.items():
         predictor.add_new_mask(state, 0, obj_id, mask)
