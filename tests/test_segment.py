@@ -6,16 +6,16 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import DAVIS16, REFERENCE, assert_clean_error, fill_reference_weights, require_shared, run_cli
-from ssmvos import SSM, save_checkpoint
+from conftest import DAVIS16, REFERENCE, assert_clean_error, require_shared, run_cli
 from ssmvos.data.io import read_mask, write_palette_png
 
 W, H, N = 320, 180, 5
 
 
 @pytest.fixture(scope="module")
-def clip(tmp_path_factory):
-    """A small two-object clip (libby frames, downscaled) as an mp4, a frame folder and a mask."""
+def clip(tmp_path_factory, reference_checkpoint):
+    """A small two-object clip (libby frames, downscaled) as an mp4, a frame folder and a mask;
+    weights.pt links to the session's reference checkpoint."""
     require_shared(DAVIS16)
     root = tmp_path_factory.mktemp("clip")
     frames = root / "frames"
@@ -29,9 +29,7 @@ def clip(tmp_path_factory):
     writer.release()
     labels = read_mask(REFERENCE / "davis_two_object" / "Annotations" / "480p" / "libby" / "00000.png")
     write_palette_png(root / "mask.png", cv2.resize(labels, (W, H), interpolation=cv2.INTER_NEAREST))
-    model = SSM()
-    fill_reference_weights(model)
-    save_checkpoint(root / "weights.pt", model.state_dict(), 0)
+    (root / "weights.pt").symlink_to(reference_checkpoint)
     return root
 
 

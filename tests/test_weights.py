@@ -181,7 +181,7 @@ def test_resolve_weights(server, home, tmp_path, monkeypatch):
 def test_cli_download_real_checkpoint(server, real_checkpoint, home):
     server.add("ssm_davis17.pt", real_checkpoint)
     env = {"SSMVOS_HOME": str(home), "SSMVOS_WEIGHTS_URL": server.base_url}
-    proc = run_cli("download", "davis17", env=env, timeout=300)
+    proc = run_cli("download", "davis17", env=env)
     assert proc.returncode == 0, proc.stderr
     want = home / "checkpoints" / "ssm_davis17.pt"
     assert proc.stdout.strip() == str(want)

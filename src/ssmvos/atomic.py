@@ -193,14 +193,17 @@ def _probe(folder: Path, target: Path) -> None:
             pass
 
 
-def check_output_file(path: str | os.PathLike, what: str) -> Path:
+def check_output_file(path: str | os.PathLike, what: str, folder_must_exist: bool = False) -> Path:
     """Before any work: raise SSMVOSError unless the file ``path`` (``what``: e.g. '--zip') can
-    be written: not a directory, and its folder (or the nearest one that exists) writable.
-    Creates nothing."""
+    be written: not a directory, and its folder (or the nearest one that exists, unless
+    ``folder_must_exist``) writable. Creates nothing."""
     path = Path(path)
     if path.is_dir():
         raise SSMVOSError(f"{what} {path} is a directory, not a file")
-    _probe(_nearest_existing(path.parent if str(path.parent) else Path(".")), path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if folder_must_exist and not folder.is_dir():
+        raise SSMVOSError(f"cannot write {what} {path}: folder {folder} does not exist")
+    _probe(_nearest_existing(folder), path)
     return path
 
 

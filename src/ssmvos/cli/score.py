@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
     for flag, path in (("--json", args.json), ("--csv", args.csv)):
         if path:
-            check_output_file(path, flag)  # before scoring, not after
+            check_output_file(path, flag, folder_must_exist=True)  # before scoring, not after
     scores = score_folder(args.annotations, args.results, fmt=args.format, sequences=args.sequences,
                           workers=args.workers, exclude_void=args.exclude_void)
     print(format_table(scores))

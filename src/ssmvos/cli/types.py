@@ -120,8 +120,10 @@ class HelpFormatter(argparse.HelpFormatter):
                 for line in lines:
                     body = line.lstrip()
                     lead = indent + line[:len(line) - len(body)]
-                    out += textwrap.wrap(body, width, initial_indent=lead, subsequent_indent=lead + "  ") or [""]
+                    out += textwrap.wrap(body, width, initial_indent=lead, subsequent_indent=lead + "  ",
+                                         break_long_words=False, break_on_hyphens=False) or [""]
             else:
-                out += textwrap.wrap(" ".join(lines), width, initial_indent=indent, subsequent_indent=indent)
+                out += textwrap.wrap(" ".join(lines), width, initial_indent=indent, subsequent_indent=indent,
+                                     break_long_words=False, break_on_hyphens=False)
             out.append("")
         return "\n".join(out[:-1])

@@ -23,7 +23,7 @@ import zlib
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
 
-from ..atomic import default_dir_mode, os_error_reason
+from ..atomic import check_output_folder, default_dir_mode, make_dirs, os_error_reason
 from ..fetch import base_url_from_env, download
 from ..errors import SSMVOSError
 from .datasets import DatasetInfo, dataset
@@ -122,10 +122,8 @@ def download_dataset(name: str, root: str | os.PathLike = "datasets", base_url: 
             return target
         raise SSMVOSError(f"{target} exists but lacks {', '.join(lacking)}; remove it or use --force to replace it")
 
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SSMVOSError(f"cannot create the folder {root}: {exc.strerror or exc}") from None
+    check_output_folder(root, "dataset root")
+    make_dirs(root)
     downloads = root / ".downloads"
     archive = downloads / PurePosixPath(urlparse(src.archive_url).path).name
     hint = (f"check your internet connection, or download {src.archive_url} by hand, unzip it and "

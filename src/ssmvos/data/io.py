@@ -97,13 +97,14 @@ LOSSY_LABELS = 4
 RARE_FRACTION = 0.01
 
 
-def read_mask(path: str | os.PathLike) -> np.ndarray:
-    """A mask PNG as H×W uint8 values: palette indices or gray levels.
+def read_mask(path: str | os.PathLike, what: str = "mask") -> np.ndarray:
+    """A mask PNG as H×W uint8 values: palette indices or gray levels (``what`` names the file
+    in errors).
 
     An RGB(A) image is accepted only when it is gray (R = G = B): a colour image is not a
     label map, and the error says how to make one.
     """
-    image = _open(Path(path), "mask")
+    image = _open(Path(path), what)
     if image.mode == "1":
         return np.asarray(image, dtype=np.uint8) * 255
     if image.mode in ("I", "I;16", "I;16B", "F"):
@@ -116,7 +117,7 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
         colour = labels[:, :, :3]
         if colour.shape[2] == 3 and not ((colour[:, :, 0] == colour[:, :, 1]).all()
                                          and (colour[:, :, 0] == colour[:, :, 2]).all()):
-            raise SSMVOSError(f"mask {path} is a colour ({image.mode}) image, not a label map: save it as a palette "
+            raise SSMVOSError(f"{what} {path} is a colour ({image.mode}) image, not a label map: save it as a palette "
                               "or grayscale PNG whose values are object ids (0 = background, 1, 2, ... one per "
                               "colour; for one object: labels = (rgb.max(axis=2) > 0).astype('uint8'))")
         labels = labels[:, :, 0]
@@ -161,7 +162,7 @@ def read_label_map(path: str | os.PathLike, what: str = "mask") -> np.ndarray:
     if _starts_with(path, b"\xff\xd8\xff"):
         raise SSMVOSError(f"{what} {path} is a JPEG: lossy compression changes label values at every edge; "
                           "save it as a PNG (palette or grayscale)")
-    labels = read_mask(path)
+    labels = read_mask(path, what)
     artefacts = artefact_labels(labels)
     if len(artefacts) > LOSSY_LABELS:
         shown = ", ".join(map(str, artefacts[:6])) + (", ..." if len(artefacts) > 6 else "")

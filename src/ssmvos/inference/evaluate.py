@@ -167,7 +167,7 @@ def _check_outputs(config: EvaluateConfig) -> None:
     if config.zip:
         check_output_file(config.zip, "--zip")
     if config.score and config.score_json:
-        check_output_file(config.score_json, "--score-json")
+        check_output_file(config.score_json, "--score-json", folder_must_exist=True)
 
 
 def _score(entries: list[FrameEntry], merged: str, split_file: str) -> tuple[dict | None, str | None]:

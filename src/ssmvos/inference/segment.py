@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..atomic import check_output_file, remove_temporaries
+from ..atomic import check_output_file, check_output_folder, make_dirs, remove_temporaries
 from ..data.io import read_label_map, write_palette_png
 from ..errors import SSMVOSError
 from .merge import merge_frame
@@ -36,14 +35,8 @@ def objects_in_mask(labels: np.ndarray, source: str) -> dict[int, np.ndarray]:
 
 def check_writable(folder: Path) -> None:
     """Create ``folder`` and prove a file can be written there, or raise SSMVOSError."""
-    if folder.exists() and not folder.is_dir():
-        raise SSMVOSError(f"output path {folder} exists and is not a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as exc:
-        raise SSMVOSError(f"cannot write to {folder}: {exc.strerror or exc}") from None
+    check_output_folder(folder, "output folder")
+    make_dirs(folder)
 
 
 @dataclass

@@ -74,9 +74,9 @@ def input_problem(height: int, width: int, keep_topk: int | None = None) -> str 
     if height < MIN_INPUT_HEIGHT or width < 1:
         return (f"input size {height}x{width} (height x width) is too small: the network needs a height of at "
                 f"least {MIN_INPUT_HEIGHT} px (its 7x1 convolution on the stride-32 features)")
-    problem = memory_problem(memory_needed(height, width), f"input size {height}x{width} (height x width)")
+    problem = memory_problem(memory_needed(height, width), f"input size {height}x{width} (height x width) for one object")
     if problem:
-        return problem + " for one object"
+        return problem
     h, w = stride16_size(height, width)
     if keep_topk is not None and h * w < keep_topk:
         return (f"input size {height}x{width} gives only {h}x{w} = {h * w} stride-16 positions, fewer than "
