@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -73,11 +74,13 @@ def load(path: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def ddp_run(split_file, tmp_path_factory) -> Path:
-    """An uninterrupted 2-process run: 6 steps over two epochs, checkpoints at steps 1, 3, 5."""
+    """An uninterrupted 2-process run: 6 steps over two epochs, checkpoints at steps 1, 3, 5
+    (about 2 GB with their training states: removed when the module is done)."""
     model_dir = tmp_path_factory.mktemp("ddp") / "run"
     proc = torchrun(2, *ddp_args(model_dir, split_file))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    return model_dir
+    yield model_dir
+    shutil.rmtree(model_dir, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- DDP end to end
