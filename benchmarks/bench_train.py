@@ -37,7 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from ssmvos import SSM  # noqa: E402
-from ssmvos.data.index import index_davis2016, write_split  # noqa: E402
+from ssmvos.data.index import index_davis2016  # noqa: E402
+from ssmvos.data.splits import write_split  # noqa: E402
 from ssmvos.data.train_set import TrainSet  # noqa: E402
 from ssmvos.training import TrainConfig, train  # noqa: E402
 

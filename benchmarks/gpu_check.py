@@ -453,7 +453,8 @@ def write_train_split(data: Data, videos: list[str], path: Path, min_samples: in
     """A training split of ``videos``, repeated (as videos ``<name>~<k>``) until it holds at
     least ``min_samples`` samples: timed steps must not cross an epoch's end (a new DataLoader,
     and a smaller last batch whose new shapes start cuDNN's algorithm search again)."""
-    from ssmvos.data.index import index_davis_videos, write_split
+    from ssmvos.data.index import index_davis_videos
+    from ssmvos.data.splits import write_split
 
     base = index_davis_videos(data.images, data.annotations, videos)
     entries = list(base)

@@ -60,13 +60,9 @@ def memory_problem(needed: int, what: str) -> str | None:
     return None
 
 
-def input_problem(height: int, width: int, keep_topk: int | None = None) -> str | None:
-    """Why the network cannot run on height×width inputs with ``keep_topk``, or None.
-
-    ``keep_topk`` None checks what holds for every keep_topk (the minimum height, the memory
-    one object needs), for use before a checkpoint says which it is. The words name no flag:
-    each front end adds its own.
-    """
+def shape_problem(height: int, width: int, keep_topk: int | None = None) -> str | None:
+    """Why the network's layers cannot take height×width inputs with ``keep_topk``, or None:
+    the rules of its shapes alone, cheap enough to check on every forward pass."""
     if keep_topk is not None:
         problem = topk_problem(keep_topk)
         if problem:
@@ -74,14 +70,25 @@ def input_problem(height: int, width: int, keep_topk: int | None = None) -> str 
     if height < MIN_INPUT_HEIGHT or width < 1:
         return (f"input size {height}x{width} (height x width) is too small: the network needs a height of at "
                 f"least {MIN_INPUT_HEIGHT} px (its 7x1 convolution on the stride-32 features)")
-    problem = memory_problem(memory_needed(height, width), f"input size {height}x{width} (height x width) for one object")
-    if problem:
-        return problem
     h, w = stride16_size(height, width)
     if keep_topk is not None and h * w < keep_topk:
         return (f"input size {height}x{width} gives only {h}x{w} = {h * w} stride-16 positions, fewer than "
                 f"keep_topk {keep_topk}: use a larger input or a smaller keep_topk")
     return None
+
+
+def input_problem(height: int, width: int, keep_topk: int | None = None) -> str | None:
+    """Why the network cannot run on height×width inputs with ``keep_topk`` on this machine, or None:
+    :func:`shape_problem`, then the memory one object needs at that size.
+
+    ``keep_topk`` None checks what holds for every keep_topk (the minimum height, the memory),
+    for use before a checkpoint says which it is. The words name no flag: each front end adds
+    its own.
+    """
+    problem = shape_problem(height, width, keep_topk)
+    if problem:
+        return problem
+    return memory_problem(memory_needed(height, width), f"input size {height}x{width} (height x width) for one object")
 
 
 @dataclass
@@ -140,7 +147,7 @@ class SSM(nn.Module):
         self.dropout2d = nn.Dropout2d(p=0.5)
 
     def _check_input(self, images: Tensor) -> None:
-        problem = input_problem(*images.shape[-2:], self.config["keep_topk"])
+        problem = shape_problem(*images.shape[-2:], self.config["keep_topk"])
         if problem:
             raise ValueError(problem)
 
