@@ -12,6 +12,10 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The one time limit of every subprocess a test starts: generous, so that a busy CI machine
+#: (2 cores shared with other jobs) never fails a test that is merely slow. A hung process
+#: still ends the test.
+SUBPROCESS_TIMEOUT = 1200
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SHARED = ROOT.parent / "shared"
 DAVIS16 = SHARED / "data" / "DAVIS2016"
@@ -44,6 +48,17 @@ def fill_reference_weights(model: torch.nn.Module) -> dict:
     return state
 
 
+@pytest.fixture(scope="session")
+def reference_checkpoint(tmp_path_factory) -> Path:
+    """One checkpoint file of the default network with the reference weights (about 210 MB),
+    written once per test session and shared by every test that needs a checkpoint to load."""
+    from ssmvos import SSM, save_checkpoint
+
+    m = SSM()
+    fill_reference_weights(m)
+    return save_checkpoint(tmp_path_factory.mktemp("weights") / "reference.pt", m.state_dict(), 7)
+
+
 @pytest.fixture(scope="module")
 def model() -> torch.nn.Module:
     """The default network (resnet50, conv, top-32) with the reference weights, in eval mode."""
@@ -65,11 +80,11 @@ def relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
     return float((got.double() - want.double()).norm() / want.double().norm())
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run ``python -m ssmvos ARGS`` from this checkout's sources; returns the completed process."""
     full_env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), **(env or {})}
     return subprocess.run([sys.executable, "-m", "ssmvos", *map(str, args)], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT)
 
 
 def assert_clean_error(proc: subprocess.CompletedProcess, *needles: str) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import stat
 import zipfile
 
 import cv2
@@ -10,6 +11,7 @@ import pytest
 
 from conftest import assert_clean_error, run_cli
 from local_http import LocalServer
+from ssmvos.atomic import default_dir_mode
 from ssmvos.data.datasets import default_roots
 from ssmvos.data.download import dataset_url, download_dataset, manual_instructions, missing_folders
 from ssmvos.errors import SSMVOSError
@@ -70,6 +72,7 @@ def test_download_and_unpack(server, tmp_path):
         assert unpacked_files(target) == members
         assert (target / "JPEGImages/480p/dog/00001.jpg").read_bytes() == zf.read("DAVIS/JPEGImages/480p/dog/00001.jpg")
     assert listing(root) == ["DAVIS2016"]  # no archive, temporary folder or .downloads left
+    assert stat.S_IMODE(target.stat().st_mode) == default_dir_mode()  # not the 0700 of a temporary folder
 
 
 def test_interrupted_download_resumes(server, tmp_path):

@@ -6,16 +6,13 @@ import json
 import numpy as np
 import pytest
 
-from conftest import DAVIS16, assert_clean_error, davis_entries, fill_reference_weights, require_shared, run_cli
-from ssmvos import SSM, save_checkpoint
+from conftest import DAVIS16, assert_clean_error, davis_entries, require_shared, run_cli
 from ssmvos.data.io import read_mask
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    model = SSM()
-    fill_reference_weights(model)
-    return save_checkpoint(tmp_path_factory.mktemp("w") / "ref.pt", model.state_dict(), 7)
+def weights(reference_checkpoint):
+    return reference_checkpoint
 
 
 @pytest.fixture()
@@ -76,7 +73,7 @@ def test_torchrun_shards_videos_and_matches_one_process(tmp_path, weights):
     import subprocess
     import sys
 
-    from conftest import ROOT
+    from conftest import ROOT, SUBPROCESS_TIMEOUT
 
     require_shared(DAVIS16)
     ann = DAVIS16 / "Annotations" / "480p"
@@ -94,7 +91,7 @@ def test_torchrun_shards_videos_and_matches_one_process(tmp_path, weights):
     two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533",
                           "-m", "ssmvos", "evaluate", *map(str, args), "--save-dir", str(tmp_path / "two"),
                           "--merged-dir", str(tmp_path / "two_m")], env=env, capture_output=True, text=True,
-                         timeout=600)
+                         timeout=SUBPROCESS_TIMEOUT)
     assert two.returncode == 0, two.stderr
     assert "3 videos, 3 objects, 9 frames" in two.stdout and "2 x cpu" in two.stdout
     for a, b in (("one", "two"), ("one_m", "two_m")):

@@ -5,17 +5,14 @@ import json
 import subprocess
 import sys
 
-from conftest import DAVIS16, ROOT, SHARED, require_shared
-
-#: generous: the smoke run takes about a minute and a half on 2 busy cores
-TIMEOUT = 900
+from conftest import DAVIS16, ROOT, SHARED, SUBPROCESS_TIMEOUT, require_shared
 
 
 def test_gpu_check_smoke_runs_every_section(tmp_path):
     require_shared(DAVIS16)
     require_shared(SHARED / "reference" / "pipeline_two_object_libby")
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--smoke", "--device", "cpu",
-                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=TIMEOUT)
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads((tmp_path / "gpu_check.json").read_text())
     assert report["failures"] == []

@@ -58,8 +58,11 @@ def test_frames_become_rgb(tmp_path, mode):
 def test_masks_in_other_formats(tmp_path):
     labels = np.zeros((6, 7), np.uint8)
     labels[1:3, 2:5] = 3
+    Image.fromarray(np.dstack([labels, labels, labels])).save(tmp_path / "gray_rgb.png")
+    np.testing.assert_array_equal(read_mask(tmp_path / "gray_rgb.png"), labels)  # gray stored as RGB
     Image.fromarray(np.dstack([labels, labels * 0 + 9, labels])).save(tmp_path / "rgb.png")
-    np.testing.assert_array_equal(read_mask(tmp_path / "rgb.png"), labels)  # first channel
+    with pytest.raises(SSMVOSError, match="rgb.png is a colour .* not a label map"):  # not its first channel
+        read_mask(tmp_path / "rgb.png")
     Image.fromarray(labels > 0).save(tmp_path / "bits.png")
     np.testing.assert_array_equal(read_mask(tmp_path / "bits.png"), (labels > 0) * 255)
     Image.fromarray(labels.astype(np.uint16)).save(tmp_path / "u16.png")

@@ -56,11 +56,11 @@ def test_output_into_a_closed_pipe_ends_without_a_traceback():
     import subprocess
     import sys
 
-    from conftest import ROOT
+    from conftest import ROOT, SUBPROCESS_TIMEOUT
 
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     proc = subprocess.run(f"{sys.executable} -m ssmvos download-data youtube | head -1", shell=True, env=env,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT)
     assert proc.stdout.strip().startswith("YouTube-VOS")
     assert "Traceback" not in proc.stderr, proc.stderr
 

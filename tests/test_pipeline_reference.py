@@ -10,16 +10,7 @@ import json
 
 import pytest
 
-from conftest import (DAVIS16, REFERENCE, davis_entries, fill_reference_weights, label_agreement,
-                      mean_soft_difference, require_shared, run_cli)
-from ssmvos import SSM, save_checkpoint
-
-
-@pytest.fixture(scope="module")
-def reference_checkpoint(tmp_path_factory):
-    model = SSM()
-    fill_reference_weights(model)
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "reference.pt", model.state_dict(), 0)
+from conftest import DAVIS16, REFERENCE, davis_entries, label_agreement, mean_soft_difference, require_shared, run_cli
 
 
 def _split(tmp_path, entries):

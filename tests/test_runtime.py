@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import FIXTURES, REFERENCE, assert_clean_error, davis_entries, relative_error, require_shared, run_cli
-from ssmvos import SSM, SSMVOSError, save_checkpoint
+from ssmvos import SSM, SSMVOSError
 from ssmvos.data import geometry
 from ssmvos.data.io import read_mask
 from ssmvos.data.tensors import image_to_tensor, normalize_images
@@ -142,9 +142,8 @@ def test_non_finite_network_output_is_an_error_not_a_mask(model):
         list(engine.propagate(_libby_video(engine, frames=3)))
 
 
-def test_cli_runtime_flags(tmp_path, model):
-    ckpt = save_checkpoint(tmp_path / "ref.pt", model.state_dict(), 0)
-    common = ["segment", "--demo", "--weights", ckpt, "--input-size", "224", "--no-progress"]
+def test_cli_runtime_flags(tmp_path, reference_checkpoint):
+    common = ["segment", "--demo", "--weights", reference_checkpoint, "--input-size", "224", "--no-progress"]
     if not torch.cuda.is_available():
         assert_clean_error(run_cli(*common, "--out", tmp_path / "a", "--device", "cpu", "--cuda-graphs"),
                            "CUDA graphs need a CUDA device")

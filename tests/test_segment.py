@@ -15,17 +15,16 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import (DAVIS16, REFERENCE, ROOT, assert_clean_error, fill_reference_weights, require_shared,
-                      run_cli)
-from ssmvos import SSM, save_checkpoint
+from conftest import DAVIS16, REFERENCE, ROOT, SUBPROCESS_TIMEOUT, assert_clean_error, require_shared, run_cli
 from ssmvos.data.io import read_mask, write_palette_png
 
 W, H, N = 320, 180, 5
 
 
 @pytest.fixture(scope="module")
-def clip(tmp_path_factory):
-    """A small two-object clip (libby frames, downscaled) as an mp4, a frame folder and a mask."""
+def clip(tmp_path_factory, reference_checkpoint):
+    """A small two-object clip (libby frames, downscaled) as an mp4, a frame folder and a mask;
+    weights.pt links to the session's reference checkpoint."""
     require_shared(DAVIS16)
     root = tmp_path_factory.mktemp("clip")
     frames = root / "frames"
@@ -44,9 +43,7 @@ def clip(tmp_path_factory):
     labels = cv2.resize(read_mask(ann / "00002.png"), (W, H), interpolation=cv2.INTER_NEAREST)
     write_palette_png(root / "mask2.png", labels)
     write_palette_png(root / "fix2.png", np.where(labels == 2, 3, labels).astype(np.uint8))
-    model = SSM()
-    fill_reference_weights(model)
-    save_checkpoint(root / "weights.pt", model.state_dict(), 0)
+    (root / "weights.pt").symlink_to(reference_checkpoint)
     return root
 
 
@@ -197,7 +194,7 @@ def _feed(proc: subprocess.Popen, jpegs: list[bytes], delay: float, loops: int =
     return thread
 
 
-def _finish(proc: subprocess.Popen, timeout: float = 600) -> tuple[str, str]:
+def _finish(proc: subprocess.Popen, timeout: float = SUBPROCESS_TIMEOUT) -> tuple[str, str]:
     """Wait for a process whose stdin a feeder writes; its (stdout, stderr)."""
     proc.wait(timeout=timeout)
     return proc.stdout.read().decode(), proc.stderr.read().decode()
@@ -218,11 +215,11 @@ def test_live_stdin_is_segmented_as_frames_arrive_and_ctrl_c_keeps_what_is_done(
     # an endless stream, interrupted once two frames are written
     proc = _live(clip, tmp_path / "int", "--mask", clip / "mask.png", "--overlay", tmp_path / "int.mp4")
     _feed(proc, jpegs, delay=0.2, loops=1000)
-    deadline = time.monotonic() + 300
+    deadline = time.monotonic() + SUBPROCESS_TIMEOUT
     while len(list((tmp_path / "int").glob("*.png"))) < 2 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
-    _, err = _finish(proc, timeout=120)
+    _, err = _finish(proc)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "interrupted after" in err
     pngs = sorted((tmp_path / "int").glob("*.png"))
@@ -247,16 +244,16 @@ def test_steering_bad_inputs(clip, tmp_path):
     assert not out.exists()
     # stdin: not frames; a live source asked to run backward
     proc = _live(clip, out, "--mask", clip / "mask.png")
-    _, err = proc.communicate(b"hello", timeout=300)
+    _, err = proc.communicate(b"hello", timeout=SUBPROCESS_TIMEOUT)
     assert_clean_error(subprocess.CompletedProcess(proc.args, proc.returncode, "", err.decode()), "neither JPEG/PNG")
     jpegs = [p.read_bytes() for p in sorted((clip / "frames").glob("*.jpg"))]
     proc = _live(clip, out, "--mask", clip / "mask.png", "--direction", "both")
-    _, err = proc.communicate(b"".join(jpegs), timeout=300)
+    _, err = proc.communicate(b"".join(jpegs), timeout=SUBPROCESS_TIMEOUT)
     assert_clean_error(subprocess.CompletedProcess(proc.args, proc.returncode, "", err.decode()), "only be segmented forward")
     assert not out.exists()
     # a stream that ends before a mask's frame: an error, and the frames done stay on disk
     proc = _live(clip, out, "--mask", clip / "mask.png", "--mask", f"9:{clip / 'mask2.png'}", "--no-drop")
-    _, err = proc.communicate(b"".join(jpegs), timeout=600)
+    _, err = proc.communicate(b"".join(jpegs), timeout=SUBPROCESS_TIMEOUT)
     assert_clean_error(subprocess.CompletedProcess(proc.args, proc.returncode, "", err.decode()),
                        "stdin ended after frame 4, before frame 9")
     assert len(_labels(out)) == N

@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-from conftest import ROOT
+from conftest import ROOT, SUBPROCESS_TIMEOUT
 from ssmvos.data.io import write_gray_png, write_palette_png
 
 PROBE = """
@@ -24,7 +24,7 @@ print("TORCH" if "torch" in sys.modules else "NO-TORCH", status)
 def loaded(*args: str) -> tuple[str, str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     proc = subprocess.run([sys.executable, "-c", PROBE, *map(str, args)], env=env, capture_output=True, text=True,
-                          timeout=600)
+                          timeout=SUBPROCESS_TIMEOUT)
     return proc.stdout.strip().splitlines()[-1], proc.stderr
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import DAVIS16, ROOT, assert_clean_error, require_shared, run_cli
+from conftest import DAVIS16, ROOT, SUBPROCESS_TIMEOUT, assert_clean_error, require_shared, run_cli
 from ssmvos import SSM, SSMVOSError
 from ssmvos.training import TrainConfig, intersection_union, iou_from, segmentation_loss, train
 from ssmvos.training.state import ResumableSampler
@@ -59,7 +60,7 @@ def torchrun(nproc: int, *args) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
            "-m", "ssmvos", "train", *map(str, args)]
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT)
 
 
 def ddp_args(model_dir: Path, split: Path, *extra) -> list:
@@ -73,11 +74,13 @@ def load(path: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def ddp_run(split_file, tmp_path_factory) -> Path:
-    """An uninterrupted 2-process run: 6 steps over two epochs, checkpoints at steps 1, 3, 5."""
+    """An uninterrupted 2-process run: 6 steps over two epochs, checkpoints at steps 1, 3, 5
+    (about 2 GB with their training states: removed when the module is done)."""
     model_dir = tmp_path_factory.mktemp("ddp") / "run"
     proc = torchrun(2, *ddp_args(model_dir, split_file))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    return model_dir
+    yield model_dir
+    shutil.rmtree(model_dir, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- DDP end to end
@@ -258,7 +261,7 @@ def test_bad_input_fails_cleanly_before_any_work(case, split_file, tmp_path):
     elif case == "resume-step alone":
         args += ["--resume-step"]
         needles = ("--resume-step needs --resume",)
-    proc = run_cli("train", "--model-dir", model_dir, "--split", split, *args, env=env, timeout=120)
+    proc = run_cli("train", "--model-dir", model_dir, "--split", split, *args, env=env)
     assert_clean_error(proc, "ssmvos train: error:", *needles)
     if case != "model dir is a file":
         assert not model_dir.exists()  # nothing was started

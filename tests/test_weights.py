@@ -4,6 +4,7 @@ from __future__ import annotations
 import filecmp
 import hashlib
 import io
+import stat
 
 import pytest
 import torch
@@ -12,6 +13,7 @@ from torch import nn
 from conftest import assert_clean_error, run_cli
 from local_http import LocalServer, refused_url
 from ssmvos import SSM, weights
+from ssmvos.atomic import default_file_mode
 from ssmvos.checkpoint import read_checkpoint, save_checkpoint
 from ssmvos.errors import SSMVOSError
 from ssmvos.model import resnet50
@@ -90,6 +92,7 @@ def test_fetch_published_real_checkpoint_end_to_end(server, real_checkpoint, hom
     assert path == home / "checkpoints" / "ssm_davis16.pt"
     assert filecmp.cmp(path, real_checkpoint, shallow=False)
     assert files_under(home) == ["checkpoints/ssm_davis16.pt"]
+    assert stat.S_IMODE(path.stat().st_mode) == default_file_mode()  # as open() makes it, not mkstemp's 0600
     assert read_checkpoint(path).global_step == 1234
     # cached: no second request, even with the network gone
     assert fetch_published("davis16", base_url=refused_url().rsplit("/", 1)[0], progress=False) == path
@@ -181,7 +184,7 @@ def test_resolve_weights(server, home, tmp_path, monkeypatch):
 def test_cli_download_real_checkpoint(server, real_checkpoint, home):
     server.add("ssm_davis17.pt", real_checkpoint)
     env = {"SSMVOS_HOME": str(home), "SSMVOS_WEIGHTS_URL": server.base_url}
-    proc = run_cli("download", "davis17", env=env, timeout=300)
+    proc = run_cli("download", "davis17", env=env)
     assert proc.returncode == 0, proc.stderr
     want = home / "checkpoints" / "ssm_davis17.pt"
     assert proc.stdout.strip() == str(want)

@@ -9,8 +9,10 @@ Formats read (always with ``torch.load(..., weights_only=True)``):
 """
 from __future__ import annotations
 
+import io
 import os
 import pickle
+import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +45,14 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, zipfile.BadZipFile, AttributeError,
             KeyError, IndexError, TypeError, UnicodeDecodeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = str(exc)
+        if "Weights only load failed" in text:
+            # PyTorch's message goes on to explain how to switch the protection off: not ours to relay
+            found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+            what = f" ({found.group(1)})" if found else ""
+            raise SSMVOSError(f"{path} is not a plain checkpoint: it holds Python objects{what} besides tensors, "
+                              "which ssmvos never unpickles") from None
+        first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
         raise SSMVOSError(f"{path} is not a PyTorch checkpoint file ({type(exc).__name__}: {first[:160]})") from None
     except OSError as exc:
         raise SSMVOSError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
@@ -141,22 +150,54 @@ def load_checkpoint(path: str | os.PathLike, model: nn.Module | None = None, **c
     ckpt = read_checkpoint(path)
     if model is None:
         from .model import SSM
+        from .model.ssm import topk_problem
 
-        model = SSM(**model_config_for(ckpt, str(path), **config))
+        settings = model_config_for(ckpt, str(path), **config)
+        problem = topk_problem(settings.get("keep_topk", 32))
+        if problem:
+            raise SSMVOSError(f"{path} cannot configure the network: {problem}")
+        model = SSM(**settings)
     check_state_dict(model, ckpt.model_state, str(path))
     model.load_state_dict(ckpt.model_state, strict=True)
     return model.eval()
 
 
+class _WriteRecorder(io.RawIOBase):
+    """A file for ``torch.save`` that keeps the OSError of a failed write: torch reports it
+    as a RuntimeError without the reason ('unexpected pos ...')."""
+
+    def __init__(self, file: io.BufferedWriter):
+        super().__init__()
+        self.file = file
+        self.error: OSError | None = None
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        try:
+            return self.file.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+
 def save_checkpoint(path: str | os.PathLike, model_state: dict[str, Tensor], global_step: int, **extra: Any) -> Path:
     """Write ``{'model_dict', 'global_step', **extra}`` atomically (temporary file + rename).
 
-    A process killed mid-write leaves the previous file (or none), never a truncated one.
+    A process killed mid-write leaves the previous file (or none), never a truncated one; a
+    failed write (no space, ...) is one SSMVOSError naming the file and the reason.
     """
     payload = {"model_dict": model_state, "global_step": int(global_step), **extra}
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
-            torch.save(payload, f)
+            recorder = _WriteRecorder(f)
+            try:
+                torch.save(payload, recorder)
+            except RuntimeError:
+                if recorder.error is None:
+                    raise
+                raise recorder.error from None
             f.flush()
             os.fsync(f.fileno())
     return Path(path)

@@ -1,4 +1,4 @@
-"""How many CPUs this process may use (its affinity mask, not the machine's count)."""
+"""How many CPUs this process may use (its affinity mask, not the machine's count), and how much memory."""
 from __future__ import annotations
 
 import os
@@ -10,3 +10,11 @@ def available_cpus() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not on Linux
         return os.cpu_count() or 1
+
+
+def physical_memory() -> int | None:
+    """Bytes of physical memory of this machine, or None where the system does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
+        return None

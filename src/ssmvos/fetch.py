@@ -22,6 +22,7 @@ from typing import Callable
 
 from tqdm import tqdm
 
+from .atomic import default_file_mode
 from .errors import SSMVOSError
 
 try:  # POSIX only; elsewhere concurrent downloads of one file are simply not guarded
@@ -39,11 +40,29 @@ def human_size(n: int | None) -> str:
     if n is None:
         return "unknown size"
     size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if size < 1024 or unit == "PiB":
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{n} B"  # pragma: no cover
+
+
+#: Address schemes :func:`download` fetches from.
+URL_SCHEMES = ("http://", "https://", "file://")
+
+
+def base_url_from_env(variable: str) -> str | None:
+    """The base URL in environment variable ``variable`` (None when unset or empty).
+
+    Raises SSMVOSError naming the variable when it is not an http(s):// or file:// address.
+    """
+    value = os.environ.get(variable, "").strip()
+    if not value:
+        return None
+    if not value.lower().startswith(URL_SCHEMES):
+        raise SSMVOSError(f"{variable}={value!r} is not a URL: it must start with http://, https:// or file:// "
+                          f"(or unset it to use the official address)")
+    return value
 
 
 def describe_network_error(exc: BaseException) -> str:
@@ -90,8 +109,8 @@ def _open(url: str, offset: int, timeout: float, fail: Callable[[str], SSMVOSErr
     headers = {"User-Agent": USER_AGENT}
     if offset:
         headers["Range"] = f"bytes={offset}-"
-    request = urllib.request.Request(url, headers=headers)
     try:
+        request = urllib.request.Request(url, headers=headers)
         return urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as exc:
         exc.close()
@@ -161,6 +180,7 @@ def download(
             handle = open(part, "ab")
         else:
             fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+            os.fchmod(fd, default_file_mode())  # the file it becomes gets open()'s permissions, not 0600
             part, handle = Path(name), os.fdopen(fd, "wb")
     except OSError as exc:
         raise SSMVOSError(f"cannot write in {dest.parent}: {exc.strerror or exc}") from None

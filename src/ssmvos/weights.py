@@ -26,7 +26,7 @@ from urllib.parse import urlparse
 from typing import TYPE_CHECKING
 
 from .errors import SSMVOSError
-from .fetch import describe_network_error, download
+from .fetch import base_url_from_env, describe_network_error, download
 
 if TYPE_CHECKING:  # torch is imported where it is used: listing the names needs none of it
     import torch
@@ -75,7 +75,7 @@ def published_url(name: str, base_url: str | None = None) -> str:
     """The address ``name`` is fetched from: ``base_url`` (or ``$SSMVOS_WEIGHTS_URL``)
     followed by the file name, else the Dropbox link with ``?dl=1`` (a direct download)."""
     _check_name(name)
-    base = base_url or os.environ.get(WEIGHTS_URL_ENV)
+    base = base_url or base_url_from_env(WEIGHTS_URL_ENV)
     if base:
         return f"{base.rstrip('/')}/{_file_name(PUBLISHED[name])}"
     return PUBLISHED[name] + "?dl=1"
@@ -160,7 +160,7 @@ def imagenet_url(arch: str, base_url: str | None = None) -> str:
     ``$SSMVOS_IMAGENET_URL`` replaces download.pytorch.org, keeping the file name)."""
     if arch not in IMAGENET_URLS:
         raise SSMVOSError(f"no ImageNet weights for encoder {arch!r}; choose one of {', '.join(IMAGENET_URLS)}")
-    base = base_url or os.environ.get(IMAGENET_URL_ENV)
+    base = base_url or base_url_from_env(IMAGENET_URL_ENV)
     if base:
         return f"{base.rstrip('/')}/{_file_name(IMAGENET_URLS[arch])}"
     return IMAGENET_URLS[arch]

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from .types import float_range, int_range
+
 
 def add_model_flags(p: argparse.ArgumentParser) -> None:
     """--encoder --matching --keep-topk as the original scripts spell them (default: the checkpoint's)."""
@@ -10,7 +12,7 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
                    help="encoder (default: what the checkpoint records, or what its shapes imply)")
     p.add_argument("--matching", choices=["conv", "cosine"], default=None,
                    help="pixel matching (default: what the checkpoint records; conv for the original's checkpoints)")
-    p.add_argument("--keep-topk", type=int, default=None,
+    p.add_argument("--keep-topk", type=int_range(1, 1024), default=None,
                    help="top-k of the matching (default: what the checkpoint records or implies, 32 for the "
                    "published models)")
 
@@ -34,15 +36,23 @@ def add_inference_flags(p: argparse.ArgumentParser) -> None:
                    "kernel-launch overhead that bounds small batches on fast GPUs")
 
 
+def add_propagation_flags(p: argparse.ArgumentParser) -> None:
+    """--fix-margin --max-batch (segment, evaluate)."""
+    p.add_argument("--fix-margin", type=float_range(0, 10), default=0.5,
+                   help="crop margin around the previous mask, a fraction of its box (default 0.5; 0 to 10)")
+    p.add_argument("--max-batch", type=int_range(1), default=16,
+                   help="objects per forward pass (default 16; at least 1)")
+
+
 def runner_options(args: argparse.Namespace) -> dict:
     """NetworkRunner keyword arguments from add_inference_flags' flags."""
     return {"device": args.device, "precision": args.precision, "compile": args.compile,
             "cuda_graphs": args.cuda_graphs}
 
 
-def check_network_input(height: int, width: int, keep_topk: int, size_flags: str, topk_flag: str | None) -> None:
-    """Raise SSMVOSError unless the network can run at height×width with keep_topk, naming the
-    flags of the command that set them."""
+def check_network_input(height: int, width: int, keep_topk: int | None, size_flags: str, topk_flag: str | None) -> None:
+    """Raise SSMVOSError unless the network can run at height×width with keep_topk (None: any,
+    for checks before a checkpoint is read), naming the flags of the command that set them."""
     from ..errors import SSMVOSError
     from ..model.ssm import input_problem
 

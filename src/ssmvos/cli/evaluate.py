@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_inference_flags, add_model_flags
+from .common import add_inference_flags, add_model_flags, add_propagation_flags
+from .types import add_input_size_flags, int_range
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -16,9 +17,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", required=True,
                    help="checkpoint path, or a published model name (davis16, davis17, youtube)")
     p.add_argument("--save-dir", required=True, help="output folder for the per-object soft masks")
-    p.add_argument("--input-height", type=int, default=512, help="network input height (default 512; at least 193)")
-    p.add_argument("--input-width", type=int, default=512, help="network input width (default 512)")
-    p.add_argument("--fix-margin", type=float, default=0.5, help="crop margin around the previous mask (default 0.5)")
+    add_input_size_flags(p)
+    add_propagation_flags(p)
     add_model_flags(p)
     add_inference_flags(p)
     p.add_argument("--merged-dir", help="also write merged palette masks here (one command instead of two)")
@@ -29,9 +29,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "official DAVIS figures for DAVIS splits, generic ones (as 'ssmvos score --format generic') "
                    "for YouTube-VOS-layout splits such as a hold-out of YouTube-VOS or MOSE train "
                    "(skipped, with a note, for splits without per-frame annotations)")
-    p.add_argument("--score-json", metavar="FILE", help="with --score: also write the figures as JSON")
-    p.add_argument("--max-batch", type=int, default=16, help="objects per forward pass (default 16)")
-    p.add_argument("--num-workers", type=int, default=2, help="threads writing PNGs (default 2)")
+    p.add_argument("--score-json", metavar="FILE", help="with --score: also write the figures as JSON (default: none)")
+    p.add_argument("--num-workers", type=int_range(1, 256), default=2, help="threads writing PNGs (default 2; 1 to 256)")
     p.epilog = ("Under torchrun (python -m torch.distributed.run --nproc_per_node=N -m ssmvos evaluate ...) the "
                 "videos are split across the processes (one GPU each); the outputs equal a single process's.")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

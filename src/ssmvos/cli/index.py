@@ -24,14 +24,17 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.datasets import default_roots, index_datasets
+    from ..atomic import check_output_folder
+    from ..data.datasets import DOWNLOAD_HINT, default_roots, index_datasets
 
+    check_output_folder(args.out_dir, "--out-dir")
     roots = {key: getattr(args, key) for key in DATASETS if getattr(args, key) is not None}
     if not roots:
         roots = default_roots(args.datasets_root)
         if not roots:
             raise SSMVOSError(f"no dataset root given and none of {', '.join(d.folder for d in DATASETS.values())} "
-                              f"found under {args.datasets_root}/; pass --davis2016 ROOT etc. or --datasets-root DIR")
+                              f"found under {args.datasets_root}/; {DOWNLOAD_HINT}, or pass --davis2016 ROOT etc. or "
+                              "--datasets-root DIR")
         print("found: " + ", ".join(str(p) for p in roots.values()))
     index_datasets(roots, args.out_dir)
     return 0

@@ -64,6 +64,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..atomic import check_output_file
+
+    for flag, path in (("--json", args.json), ("--csv", args.csv)):
+        if path:
+            check_output_file(path, flag, folder_must_exist=True)  # before scoring, not after
     scores = score_folder(args.annotations, args.results, fmt=args.format, sequences=args.sequences,
                           workers=args.workers, exclude_void=args.exclude_void,
                           keep_first_last=args.keep_first_last, exclude_given=args.exclude_given)

@@ -5,7 +5,8 @@ import argparse
 import os
 import sys
 
-from .common import add_inference_flags, check_network_input
+from .common import add_inference_flags, add_propagation_flags, check_network_input
+from .types import INPUT_SIZE_FLAGS, add_input_size_flags, frame_folder
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--video", help="video file (mp4, avi, ...), or live: a camera index (0), an RTSP/HTTP URL, "
                      "or - for frames on stdin")
-    src.add_argument("--frames", help="folder of frames (jpg/png, sorted by name)")
+    src.add_argument("--frames", type=frame_folder, help="folder of frames (jpg/png, sorted by name)")
     src.add_argument("--demo", action="store_true", help="the bundled demo clip and its first-frame mask")
     p.add_argument("--mask", action="append", metavar="[FRAME:]PATH",
                    help="mask PNG for frame 0, or FRAME:PATH for another frame (frames count from 0); repeat it "
@@ -42,9 +43,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output folder for the per-frame palette PNGs")
     p.add_argument("--weights", default="davis17", help="published model name or checkpoint path (default davis17)")
     p.add_argument("--overlay", help="also write the masks blended on the frames to this .mp4 file")
-    p.add_argument("--input-size", type=int, default=512, help="network input size, square (default 512; >= 193)")
-    p.add_argument("--fix-margin", type=float, default=0.5, help="crop margin around the previous mask (default 0.5)")
-    p.add_argument("--max-batch", type=int, default=16, help="objects per forward pass (default 16)")
+    add_input_size_flags(p)
+    add_propagation_flags(p)
     add_inference_flags(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -66,6 +66,7 @@ def parse_mask(text: str) -> tuple[int, str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..atomic import check_output_file, check_output_folder
     from ..checkpoint import load_checkpoint
     from ..errors import SSMVOSError
     from ..inference.predictor import VideoPredictor
@@ -80,9 +81,14 @@ def run(args: argparse.Namespace) -> int:
         video = args.video or args.frames
         if not masks:
             raise SSMVOSError("--mask is required (the first-frame mask PNG, or FRAME:PATH)")
+    size = (args.input_height, args.input_width)
+    check_network_input(*size, None, INPUT_SIZE_FLAGS, None)  # before any download
+    check_output_folder(args.out, "--out")
+    if args.overlay is not None:
+        check_output_file(args.overlay, "--overlay")
     model = load_checkpoint(resolve_weights(args.weights))
-    check_network_input(args.input_size, args.input_size, model.config["keep_topk"], "--input-size", None)
-    predictor = VideoPredictor(model, args.input_size, args.fix_margin, args.device, args.precision, args.max_batch,
+    check_network_input(*size, model.config["keep_topk"], INPUT_SIZE_FLAGS, None)
+    predictor = VideoPredictor(model, size, args.fix_margin, args.device, args.precision, args.max_batch,
                                compile=args.compile, cuda_graphs=args.cuda_graphs)
     stats = segment_video(predictor, video, masks, args.out, args.overlay, progress=not args.no_progress,
                           direction=args.direction, drop=not args.no_drop, reference=args.reference)

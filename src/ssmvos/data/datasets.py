@@ -20,6 +20,10 @@ from .index import index_davis2016, index_davis2017, index_youtube
 from .splits import FrameEntry, write_split
 
 Notes = Callable[[str], None]
+
+#: What to do when no dataset is found.
+DOWNLOAD_HINT = ("download one with `ssmvos download-data davis2017` (or davis2016, davis2017_test; "
+                 "`download-data youtube` explains how to get YouTube-VOS)")
 Indexer = Callable[[Path, str, "Notes | None"], list[FrameEntry]]
 
 YOUTUBE_INSTRUCTIONS = """\
@@ -182,5 +186,5 @@ def index_datasets(roots: dict[str, str | Path], out_dir: str | Path,
             written.append(out)
     if not written:
         raise SSMVOSError("no split list found in the given dataset roots "
-                          f"({', '.join(str(r) for r in infos.values())}); nothing written")
+                          f"({', '.join(str(r) for r in infos.values())}); nothing written; {DOWNLOAD_HINT}")
     return written

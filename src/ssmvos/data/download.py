@@ -19,10 +19,12 @@ import shutil
 import sys
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
 
-from ..fetch import download
+from ..atomic import check_output_folder, default_dir_mode, make_dirs, os_error_reason
+from ..fetch import base_url_from_env, download
 from ..errors import SSMVOSError
 from .datasets import DatasetInfo, dataset
 
@@ -50,7 +52,7 @@ def _source(name: str) -> DatasetInfo:
 def dataset_url(name: str, base_url: str | None = None) -> str:
     """The archive's address: ``base_url`` (or ``$SSMVOS_DATA_URL``) + its file name, else the official one."""
     url = _source(name).archive_url
-    base = base_url or os.environ.get(DATA_URL_ENV)
+    base = base_url or base_url_from_env(DATA_URL_ENV)
     if base:
         return f"{base.rstrip('/')}/{PurePosixPath(urlparse(url).path).name}"
     return url
@@ -85,7 +87,7 @@ def _check_zip(archive: Path, url: str) -> None:
                 bad = zf.testzip()
             if bad is not None:
                 problem = f"{bad} inside it is corrupt"
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, zlib.error) as exc:
             problem = f"it cannot be read as a zip archive ({exc})"
     if problem:
         archive.unlink(missing_ok=True)
@@ -120,10 +122,8 @@ def download_dataset(name: str, root: str | os.PathLike = "datasets", base_url: 
             return target
         raise SSMVOSError(f"{target} exists but lacks {', '.join(lacking)}; remove it or use --force to replace it")
 
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SSMVOSError(f"cannot create the folder {root}: {exc.strerror or exc}") from None
+    check_output_folder(root, "dataset root")
+    make_dirs(root)
     downloads = root / ".downloads"
     archive = downloads / PurePosixPath(urlparse(src.archive_url).path).name
     hint = (f"check your internet connection, or download {src.archive_url} by hand, unzip it and "
@@ -152,8 +152,9 @@ def download_dataset(name: str, root: str | os.PathLike = "datasets", base_url: 
         try:
             with zipfile.ZipFile(archive) as zf:
                 zf.extractall(staging)
-        except (OSError, zipfile.BadZipFile, EOFError) as exc:
-            raise SSMVOSError(f"cannot unpack {archive} into {root}: {getattr(exc, 'strerror', None) or exc}") from None
+        except (OSError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
+            raise SSMVOSError(f"cannot unpack {archive} into {root}: "
+                              f"{os_error_reason(exc) if isinstance(exc, OSError) else exc}") from None
         found = _find_dataset_folder(staging, required)
         if found is None:
             archive.unlink(missing_ok=True)
@@ -166,6 +167,7 @@ def download_dataset(name: str, root: str | os.PathLike = "datasets", base_url: 
             old = target.with_name(f".{target.name}.old-{staging.name.rsplit('-', 1)[-1]}")
             os.rename(target, old)
         os.rename(found, target)
+        os.chmod(target, default_dir_mode())  # the staging folder was made 0700 by mkdtemp
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         if old is not None:

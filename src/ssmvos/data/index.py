@@ -30,8 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import is_temporary
 from ..errors import SSMVOSError
-from .io import read_mask
+from .io import read_label_map
 from .splits import FrameEntry
 
 def _read_text(path: Path) -> str:
@@ -53,7 +54,7 @@ def _resolved_dir(path: Path, what: str) -> Path:
 
 def first_frame_objects(mask_path: Path, notes: Callable[[str], None] | None = None) -> list[int]:
     """The nonzero labels of a first-frame annotation (sorted); raises if there are none."""
-    labels = np.unique(read_mask(mask_path))
+    labels = np.unique(read_label_map(mask_path, "first-frame annotation"))
     objects = [int(v) for v in labels if v != 0]
     if not objects:
         raise SSMVOSError(f"first-frame annotation {mask_path} is empty: no object to index")
@@ -74,8 +75,8 @@ def index_davis_videos(video_root: Path, label_root: Path, videos: Iterable[str]
     for video in videos:
         image_dir = _resolved_dir(video_root / video, f"video {video!r} frame")
         label_dir = _resolved_dir(label_root / video, f"video {video!r} annotation")
-        images = sorted(p for p in image_dir.iterdir() if p.suffix == ".jpg")
-        masks = sorted(p for p in label_dir.iterdir() if p.suffix == ".png")
+        images = sorted(p for p in image_dir.iterdir() if p.suffix == ".jpg" and not is_temporary(p.name))
+        masks = sorted(p for p in label_dir.iterdir() if p.suffix == ".png" and not is_temporary(p.name))
         if not images:
             raise SSMVOSError(f"no .jpg frames in {image_dir}")
         if first_annotation_only:

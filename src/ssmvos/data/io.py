@@ -1,7 +1,9 @@
 """Frames and masks in and out: JPEG/PNG frames, palette/grayscale masks, video files.
 
-Reading never guesses silently: unreadable or missing files raise SSMVOSError naming them.
-Writing is atomic (temporary file + rename), so an interrupted run leaves no half PNG.
+Reading never guesses silently: unreadable, missing, truncated or mistaken files raise
+SSMVOSError naming them (a truncated JPEG, a colour image given as a mask, a mask that went
+through lossy compression). Writing goes through :mod:`ssmvos.atomic` (temporary file +
+rename), so an interrupted run leaves no half PNG and a failed write is one clear line.
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..atomic import atomic_path
+from ..atomic import atomic_path, is_temporary
 from ..errors import SSMVOSError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -47,15 +49,40 @@ def _open(path: Path, what: str) -> Image.Image:
         raise SSMVOSError(f"cannot read {what} {path}: {exc}") from None
 
 
+def _jpeg_problem(data: bytes) -> str | None:
+    """Why JPEG bytes would not decode completely, or None. The image data must end with an
+    end-of-image marker after the last start-of-scan marker (inside the scan data both are
+    impossible: 0xFF is followed by 0x00 or a restart marker there)."""
+    if data[:2] != b"\xff\xd8":
+        return None  # not JPEG data, whatever its name: the decoders decide
+    last_scan = data.rfind(b"\xff\xda")
+    if last_scan < 0:
+        return "it holds no image data (no start-of-scan marker)"
+    if data.rfind(b"\xff\xd9") < last_scan:
+        return "its JPEG data ends before the image is complete (a truncated file?)"
+    return None
+
+
 def read_frame(path: str | os.PathLike) -> np.ndarray:
-    """An image file as H×W×3 uint8 RGB (grayscale, palette and RGBA are converted)."""
+    """An image file as H×W×3 uint8 RGB (grayscale, palette and RGBA are converted).
+
+    A JPEG must decode completely: a truncated one is an error naming the file, not a frame
+    that is partly grey.
+    """
     if str(path).lower().endswith((".jpg", ".jpeg")):
         # OpenCV decodes JPEG about twice as fast as Pillow, to the same pixels (both use
         # libjpeg-turbo; EXIF orientation ignored as Pillow does); anything it cannot read
         # goes the Pillow way, which names the file in its error
         import cv2
 
-        bgr = cv2.imread(os.fspath(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise SSMVOSError(f"cannot read frame {path}: {exc.strerror or exc}") from None
+        problem = _jpeg_problem(data)
+        if problem:
+            raise SSMVOSError(f"frame {path} cannot be decoded completely: {problem}")
+        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
         if bgr is not None:
             return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     image = _open(Path(path), "frame")
@@ -64,10 +91,20 @@ def read_frame(path: str | os.PathLike) -> np.ndarray:
     return np.asarray(image)
 
 
-def read_mask(path: str | os.PathLike) -> np.ndarray:
-    """A mask PNG as H×W uint8 labels: palette indices or gray levels (RGB: first channel,
-    as the original does)."""
-    image = _open(Path(path), "mask")
+#: More labels than this that look like compression artefacts make a mask "lossy".
+LOSSY_LABELS = 4
+#: A label covering less than this fraction of the pixels counts as rare.
+RARE_FRACTION = 0.01
+
+
+def read_mask(path: str | os.PathLike, what: str = "mask") -> np.ndarray:
+    """A mask PNG as H×W uint8 values: palette indices or gray levels (``what`` names the file
+    in errors).
+
+    An RGB(A) image is accepted only when it is gray (R = G = B): a colour image is not a
+    label map, and the error says how to make one.
+    """
+    image = _open(Path(path), what)
     if image.mode == "1":
         return np.asarray(image, dtype=np.uint8) * 255
     if image.mode in ("I", "I;16", "I;16B", "F"):
@@ -77,8 +114,62 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
         return labels.astype(np.uint8)
     labels = np.asarray(image)
     if labels.ndim == 3:
+        colour = labels[:, :, :3]
+        if colour.shape[2] == 3 and not ((colour[:, :, 0] == colour[:, :, 1]).all()
+                                         and (colour[:, :, 0] == colour[:, :, 2]).all()):
+            raise SSMVOSError(f"{what} {path} is a colour ({image.mode}) image, not a label map: save it as a palette "
+                              "or grayscale PNG whose values are object ids (0 = background, 1, 2, ... one per "
+                              "colour; for one object: labels = (rgb.max(axis=2) > 0).astype('uint8'))")
         labels = labels[:, :, 0]
     return np.ascontiguousarray(labels, dtype=np.uint8)
+
+
+def artefact_labels(labels: np.ndarray) -> list[int]:
+    """Nonzero labels that look like lossy-compression artefacts: rare (under RARE_FRACTION of
+    the pixels) and scattered (some of their pixels touch no pixel of the same label). The
+    regions of a real label map, however small, are solid."""
+    counts = np.bincount(labels.ravel(), minlength=256)
+    present = np.flatnonzero(counts[1:]) + 1
+    if len(present) <= LOSSY_LABELS:
+        return []
+    touching = np.zeros(labels.shape, bool)
+    same_v = labels[1:] == labels[:-1]
+    same_h = labels[:, 1:] == labels[:, :-1]
+    touching[1:] |= same_v
+    touching[:-1] |= same_v
+    touching[:, 1:] |= same_h
+    touching[:, :-1] |= same_h
+    connected = np.bincount(labels[touching].ravel(), minlength=256)
+    rare = counts < RARE_FRACTION * labels.size
+    return [int(v) for v in present if rare[v] and connected[v] < counts[v]]
+
+
+def _starts_with(path: str | os.PathLike, magic: bytes) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(magic)) == magic
+    except OSError:
+        return False  # the reader that follows names the problem
+
+
+def read_label_map(path: str | os.PathLike, what: str = "mask") -> np.ndarray:
+    """A label map (first-frame mask, annotation) as H×W uint8 labels.
+
+    Beyond :func:`read_mask`'s checks: a JPEG file, or labels with more than
+    ``LOSSY_LABELS`` rare scattered values (what JPEG does to a 0/255 mask), are refused as
+    lossy images instead of becoming dozens of objects.
+    """
+    if _starts_with(path, b"\xff\xd8\xff"):
+        raise SSMVOSError(f"{what} {path} is a JPEG: lossy compression changes label values at every edge; "
+                          "save it as a PNG (palette or grayscale)")
+    labels = read_mask(path, what)
+    artefacts = artefact_labels(labels)
+    if len(artefacts) > LOSSY_LABELS:
+        shown = ", ".join(map(str, artefacts[:6])) + (", ..." if len(artefacts) > 6 else "")
+        raise SSMVOSError(f"{what} {path} looks like a lossy image: {len(artefacts)} rare scattered labels "
+                          f"({shown}) as compression leaves at edges; save the label map losslessly (PNG) "
+                          "from its source")
+    return labels
 
 
 def object_mask(labels: np.ndarray, object_id: int) -> np.ndarray:
@@ -106,9 +197,12 @@ def write_gray_png(path: str | os.PathLike, values: np.ndarray) -> None:
 def list_frames(folder: str | os.PathLike) -> list[Path]:
     """Image files of a frame folder, sorted by name. Raises if there are none."""
     folder = Path(folder)
+    if folder.is_file():
+        raise SSMVOSError(f"frame folder {folder} is a file, not a folder of frames")
     if not folder.is_dir():
         raise SSMVOSError(f"frame folder not found: {folder}")
-    frames = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    frames = sorted(p for p in folder.iterdir()
+                    if p.suffix.lower() in IMAGE_SUFFIXES and not is_temporary(p.name) and p.is_file())
     if not frames:
         raise SSMVOSError(f"no image files (jpg/png) in {folder}")
     return frames
@@ -119,8 +213,12 @@ def open_video(path: str | os.PathLike):
     import cv2
 
     path = Path(path)
+    if path.is_dir():
+        raise SSMVOSError(f"video {path} is a folder, not a video file; pass it as a folder of frames instead")
     if not path.is_file():
         raise SSMVOSError(f"video not found: {path}")
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        raise SSMVOSError(f"{path} is an image, not a video file; pass the folder of frames instead")
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         raise SSMVOSError(f"cannot open video {path} (not a video file OpenCV can decode)")

@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 
 from ..errors import SSMVOSError
 from .augment import apply_params, draw_params, heatmap
-from .io import object_mask, read_frame, read_mask
+from .io import object_mask, read_frame, read_label_map
 from .splits import FrameEntry, as_entries, check_track_order
 from .tensors import image_to_tensor, mask_to_tensor
 
@@ -76,7 +76,7 @@ class TrainSet(Dataset):
 
     def _mask(self, index: int, image_shape: tuple[int, ...] | None) -> np.ndarray:
         e = self.entries[index]
-        mask = object_mask(read_mask(e.mask_path), e.object_index)
+        mask = object_mask(read_label_map(e.mask_path, "annotation"), e.object_index)
         if image_shape is not None and mask.shape != tuple(image_shape[:2]):
             raise SSMVOSError(f"mask {e.mask_path} is {mask.shape[1]}x{mask.shape[0]} but image "
                               f"{e.image_path} is {image_shape[1]}x{image_shape[0]}")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import SSMVOSError
 from ..scoring.labels import annotation_frames, label_ids, read_label_png
-from ..scoring.score import default_workers
+from ..scoring.score import default_workers, ignore_interrupts
 
 
 def _video_objects(label_dir: Path) -> tuple[list[str], dict[int, str]]:
@@ -45,7 +45,7 @@ def derive_meta(base: Path, test: bool, workers: int | None = None) -> dict[str,
     folders = [annotations / v for v in videos]
     workers = default_workers(len(folders)) if workers is None else workers
     if workers > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with ProcessPoolExecutor(max_workers=workers, initializer=ignore_interrupts) as pool:
             found = list(pool.map(_video_objects, folders, chunksize=8))
     else:
         found = [_video_objects(folder) for folder in folders]

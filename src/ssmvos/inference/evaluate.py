@@ -2,8 +2,11 @@
 
 Per-object soft masks go to ``<save_dir>/<video>/<object_index>/<frame stem>.png`` exactly
 as the original evaluate.py writes them (frame 0 = the annotation); optionally merged label
-maps to ``<merged_dir>/<video>/<frame stem>.png`` covering every frame of the video's
-image folder (frames before any object appears are background), and a zip for submission.
+maps to ``<merged_dir>/<video>/<frame stem>.png`` for every frame the split segments, plus
+all-background maps for the frames of the video's image folder that come before its first
+segmented frame (YouTube-VOS: objects may start late, and a submission needs every frame
+from the first on); frames after the last segmented one (a trimmed split) are not written.
+And a zip for submission.
 
 :func:`evaluate` is the whole ``ssmvos evaluate`` run from an :class:`EvaluateConfig`
 (model, torchrun sharding, merging, zip, J&F), as ``training.train`` is for training;
@@ -20,8 +23,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..atomic import atomic_path
-from ..data.io import list_frames, object_mask, read_mask, write_gray_png, write_palette_png
+from ..atomic import (atomic_path, check_output_file, check_output_folder, is_temporary, make_dirs,
+                      remove_temporaries)
+from ..data.io import list_frames, object_mask, read_label_map, write_gray_png, write_palette_png
 from ..data.splits import FrameEntry, ObjectTrack, as_entries, check_files, group_tracks
 from ..errors import SSMVOSError
 from .engine import Engine, VideoState
@@ -112,11 +116,16 @@ def evaluate(config: EvaluateConfig) -> EvaluateResult | None:
     if ctx.world_size > 1 and (config.zip or config.score) and not config.merged_dir:
         raise SSMVOSError("under torchrun, --zip and --score need --merged-dir (one folder all processes write)")
     entries = load_split(config.split)
+    _check_outputs(config)
+    size_flags = "--input-size / --input-height / --input-width / --keep-topk"
+    problem = input_problem(config.input_height, config.input_width, config.keep_topk)  # before any download
+    if problem:
+        raise SSMVOSError(f"{problem} (set by {size_flags})")
     model = load_checkpoint(resolve_weights(config.resume), encoder=config.encoder, matching=config.matching,
                             keep_topk=config.keep_topk)
     problem = input_problem(config.input_height, config.input_width, model.config["keep_topk"])
     if problem:
-        raise SSMVOSError(f"{problem} (set by --input-height/--input-width / --keep-topk)")
+        raise SSMVOSError(f"{problem} (set by {size_flags})")
     engine = Engine(model, (config.input_height, config.input_width), config.fix_margin, ctx.device, config.precision,
                     config.max_batch, compile=config.compile, cuda_graphs=config.cuda_graphs)
     init_process_group(ctx)
@@ -150,9 +159,23 @@ def evaluate(config: EvaluateConfig) -> EvaluateResult | None:
         shutdown()
 
 
+def _check_outputs(config: EvaluateConfig) -> None:
+    """Every output path can be written: checked before the model is loaded or any work done."""
+    check_output_folder(config.save_dir, "--save-dir")
+    if config.merged_dir:
+        check_output_folder(config.merged_dir, "--merged-dir")
+    if config.zip:
+        check_output_file(config.zip, "--zip")
+    if config.score and config.score_json:
+        check_output_file(config.score_json, "--score-json", folder_must_exist=True)
+
+
 def _score(entries: list[FrameEntry], merged: str, split_file: str) -> tuple[dict | None, str | None]:
     """J&F of the merged results against the split's annotations, in the format the dataset
-    registry gives for this split file (else the one the annotations imply)."""
+    registry gives for this split file (else the one the annotations imply). Only the frames
+    the split holds are scored (see :func:`_annotations_of_split`)."""
+    import tempfile
+
     from ..data.datasets import split_info
     from ..scoring.score import score_folder, split_scoring_plan
 
@@ -163,7 +186,25 @@ def _score(entries: list[FrameEntry], merged: str, split_file: str) -> tuple[dic
     known = split_info(split_file)
     if known is not None and known[1].score_format is not None:
         fmt = known[1].score_format
-    return score_folder(annotations, merged, fmt=fmt, sequences=videos), None
+    with tempfile.TemporaryDirectory(prefix="ssmvos-annotations-") as view:
+        annotations = _annotations_of_split(entries, annotations, videos, Path(view))
+        return score_folder(annotations, merged, fmt=fmt, sequences=videos), None
+
+
+def _annotations_of_split(entries: list[FrameEntry], annotations: Path, videos: list[str], view: Path) -> Path:
+    """``annotations`` itself when the split holds every annotation frame of its videos; else
+    ``view``, a folder of links to the annotations of the split's frames only, so that a
+    trimmed split is scored on what it segmented (first and last of those left out)."""
+    held: dict[str, set[Path]] = {}
+    for e in entries:
+        held.setdefault(e.video_name, set()).add(Path(e.mask_path))
+    if all({p.name for p in (annotations / v).glob("*.png")} == {m.name for m in held[v]} for v in videos):
+        return annotations
+    for video in videos:
+        make_dirs(view / video)
+        for mask in held[video]:
+            (view / video / mask.name).symlink_to(mask.resolve())
+    return view
 
 
 def videos_of(entries: list[FrameEntry], source: str = "split") -> dict[str, list[ObjectTrack]]:
@@ -180,7 +221,7 @@ def _prepare_video(engine: Engine, tracks: list[ObjectTrack]) -> VideoState:
     state: VideoState | None = None
     for track in tracks:
         first = track.entries[0]
-        mask = object_mask(read_mask(first.mask_path), track.object_index)
+        mask = object_mask(read_label_map(first.mask_path, "annotation"), track.object_index)
         if state is None:
             state = VideoState(FrameFiles([Path(p) for p in paths]), mask.shape[0], mask.shape[1])
         if not mask.any():
@@ -216,7 +257,9 @@ def evaluate_split(entries: list[FrameEntry], engine: Engine, save_dir: str | os
             stats.objects += len(tracks)
             names = [state.frames.name(i) for i in range(state.num_frames)]
             for d in {t.object_index for t in tracks}:
-                (save_dir / video / str(d)).mkdir(parents=True, exist_ok=True)
+                remove_temporaries(make_dirs(save_dir / video / str(d)))  # left by a killed run
+            if merged_dir is not None:
+                remove_temporaries(Path(merged_dir) / video)
             done: set[str] = set()
             bar = tqdm(total=state.num_frames, desc=video, unit="frame", disable=not progress, leave=False)
             for result in engine.propagate(state):
@@ -240,11 +283,16 @@ def evaluate_split(entries: list[FrameEntry], engine: Engine, save_dir: str | os
 
 def _fill_background_frames(tracks: list[ObjectTrack], state: VideoState, out: Path, done: set[str],
                             writer: AsyncWriter) -> None:
-    """Merged output covers every frame of the video's image folder (YouTube-VOS: objects
-    may start late, and frames before the first object are all background)."""
+    """All-background label maps for the frames of the video's image folder that come before
+    its first segmented frame (YouTube-VOS: objects may start late, and a submission covers
+    every frame from the first on). Frames after the last segmented one are left out: a
+    trimmed split merges only what it segmented."""
     folder = Path(tracks[0].entries[0].image_path).parent
+    first = min(Path(e.image_path).stem for t in tracks for e in t.entries)
     empty = np.zeros((state.height, state.width), np.uint8)
     for frame in list_frames(folder):
+        if frame.stem >= first:
+            break
         if frame.stem not in done:
             writer.submit(write_palette_png, out / f"{frame.stem}.png", empty)
 
@@ -254,6 +302,6 @@ def write_submission_zip(merged_dir: str | os.PathLike, zip_path: str | os.PathL
     merged_dir, zip_path = Path(merged_dir), Path(zip_path)
     with atomic_path(zip_path) as tmp:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
-            for png in sorted(merged_dir.glob("*/*.png")):
+            for png in sorted(p for p in merged_dir.glob("*/*.png") if not is_temporary(p.name)):
                 zf.write(png, f"Annotations/{png.parent.name}/{png.name}")
     return zip_path

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ..atomic import check_output_folder, is_temporary, remove_temporaries
 from ..data.io import read_mask, write_palette_png
 from ..errors import SSMVOSError
 
@@ -88,8 +89,9 @@ def merge_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, mode: st
                  progress: bool = True) -> int:
     """Merge ``<in_dir>/<video>/<object>/<frame>.png`` into ``<out_dir>/<video>/<frame>.png``.
 
-    An object without a mask file for a frame is left out of that frame. Returns the
-    number of frames written.
+    An object without a mask file for a frame is left out of that frame; temporary files a
+    killed writer left are skipped (and removed from the output). Returns the number of
+    frames written.
     """
     in_dir, out_dir = Path(in_dir), Path(out_dir)
     if not in_dir.is_dir():
@@ -99,10 +101,12 @@ def merge_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, mode: st
         raise SSMVOSError(f"no video folders in {in_dir}")
     if out_dir.resolve() == in_dir.resolve():
         raise SSMVOSError("the output folder must differ from the input folder")
+    check_output_folder(out_dir, "output folder")
     written = 0
     for video_dir in tqdm(videos, desc="merge", unit="video", disable=not progress):
         objects = _object_dirs(video_dir)
-        names = sorted({p.name for _, d in objects for p in d.glob("*.png")})
+        names = sorted({p.name for _, d in objects for p in d.glob("*.png") if not is_temporary(p.name)})
+        remove_temporaries(out_dir / video_dir.name)
         for name in names:
             ids, masks = [], []
             for obj_id, d in objects:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -21,7 +20,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..data.io import read_mask, write_palette_png
+from ..atomic import check_output_file, check_output_folder, make_dirs, remove_temporaries
+from ..data.io import read_label_map, write_palette_png
 from ..errors import SSMVOSError
 from .engine import VideoState
 from .frames import is_live
@@ -52,14 +52,8 @@ def objects_in_mask(labels: np.ndarray, source: str) -> dict[int, np.ndarray]:
 
 def check_writable(folder: Path) -> None:
     """Create ``folder`` and prove a file can be written there, or raise SSMVOSError."""
-    if folder.exists() and not folder.is_dir():
-        raise SSMVOSError(f"output path {folder} exists and is not a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as exc:
-        raise SSMVOSError(f"cannot write to {folder}: {exc.strerror or exc}") from None
+    check_output_folder(folder, "output folder")
+    make_dirs(folder)
 
 
 @dataclass
@@ -96,7 +90,7 @@ def _read_masks(masks: list[MaskSpec], height: int, width: int,
                               f"(0..{num_frames - 1})")
         if frame in out:
             raise SSMVOSError(f"two masks for frame {frame}: {source[frame]} and {path}")
-        labels = read_mask(path)
+        labels = read_label_map(path)
         if labels.shape != (height, width):
             raise SSMVOSError(f"the mask {path} is {labels.shape[1]}×{labels.shape[0]} but the frames are "
                               f"{width}×{height}")
@@ -138,7 +132,9 @@ def segment_video(predictor: VideoPredictor, video: object, masks: str | os.Path
     try:
         given = _read_masks(masks, state.height, state.width, state.num_frames)
         check_writable(out_dir)
+        remove_temporaries(out_dir)  # left by a killed run
         if overlay is not None:
+            check_output_file(overlay, "overlay")
             check_writable(Path(overlay).parent)
         for frame in sorted(given):  # in frame order: an object's first mask is its earliest
             for obj_id, mask in given[frame].items():
@@ -242,7 +238,7 @@ class _Run:
         if reverse and self.overlay_path is not None:  # the overlay runs forward in time: read the PNGs back
             self.pngs.wait()
             for index in sorted(self.written):
-                self._overlay(self.state.frames.get(index), read_mask(self._png(index)), self.state.frames.fps)
+                self._overlay(self.state.frames.get(index), read_label_map(self._png(index)), self.state.frames.fps)
 
     def _png(self, index: int) -> Path:
         return self.out_dir / f"{self.state.frames.name(index)}.png"

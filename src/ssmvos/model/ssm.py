@@ -27,22 +27,68 @@ def stride16_size(height: int, width: int) -> tuple[int, int]:
     return h, w
 
 
-def input_problem(height: int, width: int, keep_topk: int) -> str | None:
-    """Why the network cannot run on height×width inputs with ``keep_topk``, or None.
+#: Peak memory per input pixel, measured on the CPU in fp32 (256² and 512² inputs): about
+#: 1.2-1.4 KiB per object for inference, 6-7 KiB per sample for a training step (forward,
+#: backward and the weights' gradients). Used to refuse sizes no machine here could run.
+INFERENCE_BYTES_PER_PIXEL = 1536
+TRAIN_BYTES_PER_PIXEL = 8192
 
-    The words name no flag: each front end adds its own.
-    """
-    if not isinstance(keep_topk, int) or keep_topk < 1 or X4_CHANNELS % keep_topk:
+
+def topk_problem(keep_topk: object) -> str | None:
+    """Why ``keep_topk`` cannot configure the network, or None (the words name no flag)."""
+    if not isinstance(keep_topk, int) or isinstance(keep_topk, bool) or keep_topk < 1 or X4_CHANNELS % keep_topk:
         return (f"keep_topk {keep_topk} is not a positive divisor of {X4_CHANNELS} (the structure branch splits "
                 f"the {X4_CHANNELS} stride-16 channels into keep_topk groups)")
+    return None
+
+
+def memory_needed(height: int, width: int, samples: int = 1, training: bool = False) -> int:
+    """Rough peak bytes for ``samples`` objects (inference) or samples (a training step) at height×width."""
+    per_pixel = TRAIN_BYTES_PER_PIXEL if training else INFERENCE_BYTES_PER_PIXEL
+    return per_pixel * height * width * samples
+
+
+def memory_problem(needed: int, what: str) -> str | None:
+    """Why ``needed`` bytes (for ``what``) cannot be had on this machine, or None."""
+    from ..cpus import physical_memory
+    from ..fetch import human_size
+
+    have = physical_memory()
+    if have is not None and needed > have:
+        return (f"{what} would need about {human_size(needed)} of memory, more than this machine has "
+                f"({human_size(have)})")
+    return None
+
+
+def shape_problem(height: int, width: int, keep_topk: int | None = None) -> str | None:
+    """Why the network's layers cannot take height×width inputs with ``keep_topk``, or None:
+    the rules of its shapes alone, cheap enough to check on every forward pass."""
+    if keep_topk is not None:
+        problem = topk_problem(keep_topk)
+        if problem:
+            return problem
     if height < MIN_INPUT_HEIGHT or width < 1:
         return (f"input size {height}x{width} (height x width) is too small: the network needs a height of at "
                 f"least {MIN_INPUT_HEIGHT} px (its 7x1 convolution on the stride-32 features)")
     h, w = stride16_size(height, width)
-    if h * w < keep_topk:
+    if keep_topk is not None and h * w < keep_topk:
         return (f"input size {height}x{width} gives only {h}x{w} = {h * w} stride-16 positions, fewer than "
                 f"keep_topk {keep_topk}: use a larger input or a smaller keep_topk")
     return None
+
+
+def input_problem(height: int, width: int, keep_topk: int | None = None) -> str | None:
+    """Why the network cannot run on height×width inputs with ``keep_topk`` on this machine, or None:
+    :func:`shape_problem`, then the memory one object needs at that size.
+
+    ``keep_topk`` None checks what holds for every keep_topk (the minimum height, the memory),
+    for use before a checkpoint says which it is. The words name no flag: each front end adds
+    its own.
+    """
+    problem = shape_problem(height, width, keep_topk)
+    if problem:
+        return problem
+    return memory_problem(memory_needed(height, width), f"input size {height}x{width} (height x width) for one object")
 
 
 @dataclass
@@ -101,7 +147,7 @@ class SSM(nn.Module):
         self.dropout2d = nn.Dropout2d(p=0.5)
 
     def _check_input(self, images: Tensor) -> None:
-        problem = input_problem(*images.shape[-2:], self.config["keep_topk"])
+        problem = shape_problem(*images.shape[-2:], self.config["keep_topk"])
         if problem:
             raise ValueError(problem)
 

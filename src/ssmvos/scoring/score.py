@@ -283,6 +283,13 @@ def summarize(videos: Iterable[VideoScores]) -> dict:
     return {**_means(list(per_object.values())), "per_object": per_object, "per_video": per_video, "notes": notes}
 
 
+def ignore_interrupts() -> None:
+    """Pool workers leave Ctrl-C to the main process, which stops the pool (no worker tracebacks)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def default_workers(n_videos: int) -> int:
     """min(CPUs available to this process, number of videos), at least 1."""
     return max(1, min(available_cpus(), n_videos))
@@ -291,7 +298,7 @@ def default_workers(n_videos: int) -> int:
 def _run(jobs: list[VideoJob], workers: int) -> list[VideoScores]:
     if workers == 1 or len(jobs) == 1:
         return [score_video(job) for job in jobs]
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), initializer=ignore_interrupts) as pool:
         try:
             return list(pool.map(score_video, jobs))
         except BaseException:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SSMVOSError
-from ..model.ssm import input_problem
+from ..model.ssm import input_problem, memory_needed, memory_problem
 from ..options import DEVICES, PRECISIONS
 
 
@@ -77,9 +77,17 @@ def check_config(config: TrainConfig, world_size: int) -> None:
     if config.batch_size % world_size:
         raise SSMVOSError(f"--batch-size {config.batch_size} is the global batch and must be divisible by the "
                           f"number of processes ({world_size})")
+    sizes = "--input-size / --input-height / --input-width"
     problem = input_problem(config.input_height, config.input_width, config.keep_topk)
     if problem:
-        raise SSMVOSError(f"{problem} (set by --input-height/--input-width / --keep-topk)")
+        raise SSMVOSError(f"{problem} (set by {sizes} / --keep-topk)")
+    per_rank = config.batch_size // world_size
+    problem = memory_problem(memory_needed(config.input_height, config.input_width, per_rank, training=True),
+                             f"a training step of {per_rank} samples at {config.input_height}x{config.input_width}")
+    if problem:
+        raise SSMVOSError(f"{problem} (set by --batch-size / {sizes})")
+    if config.min_margin > config.max_margin:
+        raise SSMVOSError(f"--min-margin {config.min_margin} exceeds --max-margin {config.max_margin}")
     model_dir = Path(config.model_dir)
     if model_dir.exists() and not model_dir.is_dir():
         raise SSMVOSError(f"--model-dir {model_dir} is a file, not a directory")

@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from ..atomic import write_json_atomic
+from ..atomic import make_dirs, remove_temporaries, write_json_atomic
 from ..checkpoint import Checkpoint, check_state_dict, read_checkpoint, save_checkpoint
 from ..cpus import available_cpus
 from ..distributed import DistContext, all_gather_objects, all_reduce_sum, init_process_group, planned_context, shutdown
@@ -35,7 +35,7 @@ from ..errors import SSMVOSError
 from ..model import SSM
 from ..runtime import autocast, cudnn_benchmark, matmul_scope
 from .config import TrainConfig, check_config
-from .outputs import checkpoint_path, run_paths, train_logger
+from .outputs import check_run_folder, checkpoint_path, existing_checkpoints, run_paths, train_logger
 from .state import ResumableSampler, capture_rng_state, loader_generator, restore_rng_state, seed_everything
 
 #: Weight of the structure branch's loss, as in the original.
@@ -82,6 +82,41 @@ def parameter_groups(model: SSM, base_lr: float, encoder_lr_weight: float) -> li
     ids = {id(p) for p in model.encoder.parameters()}
     rest = [p for p in model.parameters() if p.requires_grad and id(p) not in ids]
     return [{"params": encoder, "lr": base_lr * encoder_lr_weight}, {"params": rest, "lr": base_lr}]
+
+
+def loader_error(exc: Exception) -> Exception:
+    """The error to report for ``exc`` raised while fetching a batch.
+
+    PyTorch re-raises a DataLoader worker's error with the worker's whole traceback inside its
+    message; the user needs its last line (an SSMVOSError's own message), or what killed the
+    worker. Errors that did not come from a worker are returned as they are.
+    """
+    text = str(exc)
+    if "DataLoader worker" not in text:
+        return exc
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    last = lines[-1] if lines else type(exc).__name__
+    if isinstance(exc, SSMVOSError) and ": " in last:
+        return SSMVOSError(last.split(": ", 1)[1])
+    if len(lines) == 1:  # the worker died without a Python error (signal, out of memory)
+        return SSMVOSError(f"{last} (out of memory? try fewer --num-workers or a smaller --batch-size)")
+    return SSMVOSError(f"a DataLoader worker failed: {last}")
+
+
+def _batches(loader: DataLoader):
+    """Iterate ``loader``, reporting a worker's error by :func:`loader_error`."""
+    it = iter(loader)
+    while True:
+        try:
+            batch = next(it)
+        except StopIteration:
+            return
+        except Exception as exc:
+            error = loader_error(exc)
+            if error is exc:
+                raise
+            raise error from None
+        yield batch
 
 
 def capped_workers(requested: int, local_world_size: int) -> int:
@@ -275,7 +310,7 @@ class Trainer:
         log.info(f"training epoch {epoch}")
         losses, ious, done = [], [], skip
         more = True
-        for batch_index, batch in enumerate(self.loader(epoch), start=skip // self.per_rank_batch):
+        for batch_index, batch in enumerate(_batches(self.loader(epoch)), start=skip // self.per_rank_batch):
             step = self.global_step
             loss, iou = self.train_step(batch)
             done += batch[0].shape[0]
@@ -348,10 +383,15 @@ class Trainer:
             bar = stack.enter_context(tqdm(total=planned, disable=not show, dynamic_ncols=True, desc="train"))
             if show:
                 stack.enter_context(logging_redirect_tqdm(loggers=[log]))  # log lines print above the bar
-            for epoch in range(self.start_epoch, cfg.max_epoch):
-                if not self._train_epoch(epoch, summary, writer, bar):
-                    log.info("stopping at --max-steps %d", cfg.max_steps)
-                    break
+            try:
+                for epoch in range(self.start_epoch, cfg.max_epoch):
+                    if not self._train_epoch(epoch, summary, writer, bar):
+                        log.info("stopping at --max-steps %d", cfg.max_steps)
+                        break
+            except KeyboardInterrupt:
+                saved = existing_checkpoints(cfg.model_dir)
+                raise KeyboardInterrupt(f"continue with --resume {saved[max(saved)]} --resume-step" if saved
+                                        else "no checkpoint was saved yet") from None
         return summary
 
 
@@ -370,6 +410,8 @@ def train(config: TrainConfig, dataset: Dataset | None = None) -> TrainSummary:
     if len(dataset) == 0:
         raise SSMVOSError(f"split {config.split} holds no training samples")
     resume = read_checkpoint(config.resume) if config.resume else None
+    if ctx.is_main:
+        check_run_folder(config.model_dir, resume.global_step if resume is not None and config.resume_step else None)
     model = build_model(config, resume)
     if resume is None and config.pretrained and ctx.is_main:
         # Rank 0 alone fetches (or reads from the cache) the ImageNet weights, before anything is
@@ -382,7 +424,8 @@ def train(config: TrainConfig, dataset: Dataset | None = None) -> TrainSummary:
     try:
         if ctx.is_main:
             for key in ("root", "checkpoints", "board"):
-                paths[key].mkdir(parents=True, exist_ok=True)
+                make_dirs(paths[key])
+            remove_temporaries(paths["checkpoints"])  # left by a save that was killed
         with train_logger(paths["log"] if ctx.is_main else None, verbose=ctx.is_main) as logger:
             logger.info(f"args: {config.to_dict()}")
             if ctx.is_main:
