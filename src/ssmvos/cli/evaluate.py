@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 
-from .common import add_inference_flags, add_model_flags, model_config
+from .common import add_inference_flags, add_model_flags, backend_options, model_config
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     model = load_checkpoint(resolve_weights(args.resume), **model_config(args))
     check_input_size(args.input_height, args.input_width, model.config["keep_topk"])
     engine = Engine(model, (args.input_height, args.input_width), args.fix_margin, ctx.device, args.precision,
-                    args.max_batch, compile=args.compile, cuda_graphs=args.cuda_graphs)
+                    args.max_batch, **backend_options(args))
     init_process_group(ctx)
     try:
         with tempfile.TemporaryDirectory(prefix="ssmvos-merged-") as tmp:

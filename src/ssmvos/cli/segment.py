@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_inference_flags
+from .common import add_inference_flags, backend_options
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     model = load_checkpoint(resolve_weights(args.weights))
     check_input_size(args.input_size, args.input_size, model.config["keep_topk"])
     predictor = VideoPredictor(model, args.input_size, args.fix_margin, args.device, args.precision, args.max_batch,
-                               compile=args.compile, cuda_graphs=args.cuda_graphs)
+                               **backend_options(args))
     stats = segment_video(predictor, video, mask, args.out, args.overlay, progress=not args.no_progress)
     print(f"segmented {stats.objects} object(s) in {stats.frames} frames in {stats.seconds:.1f} s "
           f"({stats.frames / max(stats.seconds, 1e-9):.2f} frames/s) -> {args.out}"
