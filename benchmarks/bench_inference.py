@@ -3,14 +3,14 @@ per-stage times, GFLOP/s, and the ratios to the plain fp32 forward and to measur
 all measured in one run.
 
     python benchmarks/bench_inference.py [--size 512] [--frames 8] [--device cpu]
-        [--backends torch,compile,onnxruntime] [--precisions fp32,bf16] [--rounds 2]
+        [--backends torch,compile,onnxruntime] [--precisions fp32,bf16] [--rounds 3]
 
 The network runs with deterministic reference weights (the speed does not depend on the
 values) on real DAVIS 2016 frames (../shared/data, or the bundled demo clip). Compiling
 (compile) and exporting (onnxruntime, into a temporary cache) happen before the timing and
-are reported apart. The machine is shared: "network alone" is measured in ``--rounds``
-rounds that visit every backend × precision in turn (best of each), and the plain forward
-and peaks before and after everything (best of each).
+are reported apart. The machine is shared: every figure (the engine over the clip, the
+network alone, the plain forward, the peaks) is measured once per round, the rounds visit
+every backend × precision in turn, and the best of each is used.
 """
 from __future__ import annotations
 
@@ -98,15 +98,15 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--precisions", default="fp32,bf16")
     ap.add_argument("--backends", default=",".join(BACKENDS))
-    ap.add_argument("--rounds", type=int, default=2, help="rounds of network-alone timing over all configurations")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds over all configurations (best of each)")
     args = ap.parse_args()
     device = torch.device(args.device)
     size = (args.size, args.size)
     print(f"device: {torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu'}, "
           f"threads {torch.get_num_threads()}, torch {torch.__version__}, input {args.size}×{args.size}")
 
-    # This machine is shared: peaks and the plain forward are measured before AND after the
-    # engine runs, and the best of each is used, so a load change cannot flatter the ratios.
+    # This machine is shared: peaks and the plain forward are measured in every round next to
+    # the configurations, and the best of each is used, so a load change cannot flatter the ratios.
     pk = peaks(device)
 
     model = SSM().eval()
@@ -135,7 +135,8 @@ def main() -> None:
     unknown = [b for b, _ in configs if b not in BACKENDS]
     if unknown:
         raise SystemExit(f"unknown backend(s) {unknown}; choose from {BACKENDS}")
-    os.environ["SSMVOS_HOME"] = tempfile.mkdtemp(prefix="ssmvos-bench-")  # the onnxruntime export goes here
+    home = tempfile.TemporaryDirectory(prefix="ssmvos-bench-")  # the onnxruntime export goes here
+    os.environ["SSMVOS_HOME"] = home.name
     img_u8, mask_u8 = torch.from_numpy(ci[None].copy()), torch.from_numpy(pm[None].astype(np.uint8))
     ref_u8, refm_u8 = torch.from_numpy(ri[None].copy()), torch.from_numpy(rm[None].astype(np.uint8))
     engines, setup = {}, {}
@@ -153,49 +154,57 @@ def main() -> None:
         setup[backend, precision] = time.perf_counter() - t
         engines[backend, precision] = (engine, reference)
 
+    # every configuration, the plain forward and the peaks once per round; best of each
     network = {key: float("inf") for key in engines}
+    clip_time = {key: (float("inf"), 0) for key in engines}
     for _ in range(args.rounds):
+        pk = {k: max(v, w) for (k, v), w in zip(pk.items(), peaks(device).values())}
+        with torch.inference_mode():
+            plain = min(plain, timed(lambda: model(ref_img, ref_mask, cur_img, prev_mask), device, args.repeat))
         for key, (engine, reference) in engines.items():
             with torch.inference_mode():
                 network[key] = min(network[key], timed(lambda: engine.runner.segment(reference, img_u8, mask_u8),
                                                        device, args.repeat))
+            clip_time[key] = min(clip_time[key], _run_clip(engine, paths, img0, mask0))
 
     reports = []
     for (backend, precision), (engine, _) in engines.items():
         stages = _stages(engine, model, precision, paths, img1, mask0, box, size, ci, ref_img, ref_mask, cur_img,
                          prev_mask, device, args.repeat) if backend == "torch" else {}
-        with tempfile.TemporaryDirectory() as tmp:
-            # the whole engine over the clip (decoding prefetched, PNGs written in threads)
-            state = VideoState(FrameFiles(paths), *img0.shape[:2])
-            engine.add_object(state, 0, 1, mask0)
-            t = time.perf_counter()
-            n = 0
-            for result in engine.propagate(state):
-                write_gray_png(Path(tmp) / f"{result.frame_index}.png", result.soft[0])
-                n += 1
-            total = time.perf_counter() - t
-        per_frame = total / max(n - 1, 1)  # frame 0 is the annotation (reference encoding only)
-        reports.append((backend, precision, per_frame, stages, n))
+        reports.append((backend, precision, *clip_time[backend, precision], stages))
 
-    with torch.inference_mode():
-        plain = min(plain, timed(lambda: model(ref_img, ref_mask, cur_img, prev_mask), device, args.repeat))
-    pk = {k: max(v, w) for (k, v), w in zip(pk.items(), peaks(device).values())}
-    print("measured peaks (best of before/after): " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in pk.items()))
-    print(f"plain fp32 forward (original style: NCHW, reference re-encoded; best of before/after): {plain:.3f} s "
+    print(f"measured peaks (best of {args.rounds} rounds): " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in pk.items()))
+    print(f"plain fp32 forward (original style: NCHW, reference re-encoded; best of {args.rounds} rounds): "
+          f"{plain:.3f} s "
           f"= {full_flops / plain / 1e9:.0f} GFLOP/s")
     print(f"\n{'backend':<12} {'precision':<9} {'engine s/obj-frame':>18} {'vs plain':>9} {'network alone s':>16} "
           f"{'vs plain':>9} {'% of conv peak':>15} {'setup s':>8}")
-    for backend, precision, per_frame, stages, n in reports:
+    for backend, precision, per_frame, n, stages in reports:
         net = network[backend, precision]
         peak = pk["bf16 conv"] if precision in ("bf16", "fp16") else pk["fp32 conv"]
         print(f"{backend:<12} {precision:<9} {per_frame:>18.3f} {plain / per_frame:>8.2f}x {net:>16.3f} "
               f"{plain / net:>8.2f}x {cached_flops / net / 1e9 / peak:>14.0%} {setup[backend, precision]:>8.1f}")
-    print(f"(engine: over {reports[0][4] if reports else 0} frames incl. reference encoding and I/O; network alone: "
-          f"runner.segment on one crop, best of {args.rounds} rounds; setup: building the runner, exporting "
-          "or compiling, first call)")
-    for backend, precision, per_frame, stages, n in reports:
+    print(f"(engine: over {reports[0][3] if reports else 0} frames incl. reference encoding and I/O; network "
+          f"alone: runner.segment on one crop; both best of {args.rounds} rounds; setup: building the runner, "
+          "exporting or compiling, first call)")
+    for backend, precision, per_frame, n, stages in reports:
         if stages:
             print(f"\n[{backend} {precision}] stages: " + ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in stages.items()))
+    home.cleanup()
+
+
+def _run_clip(engine: Engine, paths: list[Path], img0: np.ndarray, mask0: np.ndarray) -> tuple[float, int]:
+    """The whole engine over the clip (decoding prefetched, PNGs written): (seconds per
+    object-frame, frames). Frame 0 is the annotation (reference encoding only)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        state = VideoState(FrameFiles(paths), *img0.shape[:2])
+        engine.add_object(state, 0, 1, mask0)
+        t = time.perf_counter()
+        n = 0
+        for result in engine.propagate(state):
+            write_gray_png(Path(tmp) / f"{result.frame_index}.png", result.soft[0])
+            n += 1
+        return (time.perf_counter() - t) / max(n - 1, 1), n
 
 
 def _stages(engine, model, precision, paths, img1, mask0, box, size, ci, ref_img, ref_mask, cur_img, prev_mask,
