@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import warnings
 from dataclasses import dataclass, fields
@@ -385,10 +386,12 @@ def export_for(model: SSM, input_size: tuple[int, int]) -> OnnxExport:
 
     fingerprint = model_fingerprint(model)
     folder = cache_dir() / "onnx" / f"{fingerprint[:16]}-{input_size[0]}x{input_size[1]}"
-    if (folder / MANIFEST).is_file():
+    with contextlib.suppress(SSMVOSError):  # an unreadable or outdated cache entry is exported again
         export = read_export(folder)
         if export.fingerprint == fingerprint and export.input_size == tuple(input_size):
             return export
+    print(f"exporting the network to ONNX for {input_size[0]}x{input_size[1]} into {folder} (once for these weights "
+          "and this size)", file=sys.stderr)
     export_onnx(model, folder, input_size)
     return read_export(folder)
 

@@ -159,8 +159,7 @@ class NetworkRunner:
             # The structure branch stays eager: it picks the top-k current positions by summed
             # correlation, and inductor's own summation order can swap near-tied positions,
             # which moved one of libby's objects off the original's masks in the pipeline test.
-            structure = self.model.pixel_corr.self_structure
-            structure.forward = torch.compiler.disable(structure.forward)
+            _keep_eager(self.model.pixel_corr.self_structure)
             self._step = torch.compile(self._segment_step, dynamic=False)
         self._graphs: dict[tuple, tuple[torch.cuda.CUDAGraph, list[Tensor], Tensor]] = {}
         self._pool = None
@@ -262,6 +261,20 @@ class NetworkRunner:
             dst.copy_(src)
         graph.replay()
         return out.clone()
+
+
+def _keep_eager(module: torch.nn.Module) -> None:
+    """Make torch.compile run ``module`` eagerly: its class becomes a subclass whose forward
+    dynamo skips (weights, state-dict keys and copies are unchanged)."""
+    cls = type(module)
+    if not getattr(cls, "_ssmvos_eager", False):
+        if cls not in _EAGER_CLASSES:
+            _EAGER_CLASSES[cls] = type(f"Eager{cls.__name__}", (cls,),
+                                       {"forward": torch.compiler.disable(cls.forward), "_ssmvos_eager": True})
+        module.__class__ = _EAGER_CLASSES[cls]
+
+
+_EAGER_CLASSES: dict[type, type] = {}
 
 
 # --------------------------------------------------------------------------- backends
