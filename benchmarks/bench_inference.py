@@ -1,14 +1,22 @@
-"""Inference speed on this machine: per object-frame time, per-stage times, GFLOP/s, and the
-ratios to the plain fp32 forward and to measured peaks — all measured in one run.
+"""Inference speed on this machine: per object-frame time of every backend × precision,
+per-stage times, GFLOP/s, and the ratios to the plain fp32 forward and to measured peaks —
+all measured in one run.
 
     python benchmarks/bench_inference.py [--size 512] [--frames 8] [--device cpu]
+        [--backends torch,compile,onnxruntime] [--precisions fp32,bf16] [--rounds 3]
 
 The network runs with deterministic reference weights (the speed does not depend on the
-values) on real DAVIS 2016 frames (../shared/data, or the bundled demo clip).
+values) on real DAVIS 2016 frames (../shared/data, or the bundled demo clip). Compiling
+(compile) and exporting (onnxruntime, into a temporary cache) happen before the timing and
+are reported apart. The machine is shared: every figure (the engine over the clip, the
+network alone, the plain forward, the peaks) is measured once per round, the rounds visit
+every backend × precision in turn, and the best of each is used.
 """
 from __future__ import annotations
 
 import argparse
+import copy
+import os
 import statistics
 import sys
 import tempfile
@@ -30,7 +38,7 @@ from ssmvos.data.io import list_frames, object_mask, read_frame, read_mask, writ
 from ssmvos.data.tensors import image_to_tensor, mask_to_tensor  # noqa: E402
 from ssmvos.inference.engine import Engine, VideoState  # noqa: E402
 from ssmvos.inference.frames import FrameFiles  # noqa: E402
-from ssmvos.runtime import autocast  # noqa: E402
+from ssmvos.runtime import BACKENDS, autocast  # noqa: E402
 
 
 def sync(device: torch.device) -> None:
@@ -89,14 +97,16 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--precisions", default="fp32,bf16")
+    ap.add_argument("--backends", default=",".join(BACKENDS))
+    ap.add_argument("--rounds", type=int, default=3, help="rounds over all configurations (best of each)")
     args = ap.parse_args()
     device = torch.device(args.device)
     size = (args.size, args.size)
     print(f"device: {torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu'}, "
           f"threads {torch.get_num_threads()}, torch {torch.__version__}, input {args.size}×{args.size}")
 
-    # This machine is shared: peaks and the plain forward are measured before AND after the
-    # engine runs, and the best of each is used, so a load change cannot flatter the ratios.
+    # This machine is shared: peaks and the plain forward are measured in every round next to
+    # the configurations, and the best of each is used, so a load change cannot flatter the ratios.
     pk = peaks(device)
 
     model = SSM().eval()
@@ -121,59 +131,106 @@ def main() -> None:
         plain = timed(lambda: model(ref_img, ref_mask, cur_img, prev_mask), device, args.repeat)
     print(f"network: {full_flops / 1e9:.0f} GFLOP per object-frame, {cached_flops / 1e9:.0f} with the reference cached")
 
+    configs = [(b, p) for b in args.backends.split(",") for p in args.precisions.split(",")]
+    unknown = [b for b, _ in configs if b not in BACKENDS]
+    if unknown:
+        raise SystemExit(f"unknown backend(s) {unknown}; choose from {BACKENDS}")
+    home = tempfile.TemporaryDirectory(prefix="ssmvos-bench-")  # the onnxruntime export goes here
+    os.environ["SSMVOS_HOME"] = home.name
+    img_u8, mask_u8 = torch.from_numpy(ci[None].copy()), torch.from_numpy(pm[None].astype(np.uint8))
+    ref_u8, refm_u8 = torch.from_numpy(ri[None].copy()), torch.from_numpy(rm[None].astype(np.uint8))
+    engines, setup = {}, {}
+    for backend, precision in configs:
+        if backend == "onnxruntime" and precision in ("bf16", "fp16"):
+            print(f"[{backend} {precision}] skipped: the onnxruntime backend runs fp32 only")
+            continue
+        t = time.perf_counter()
+        engine = Engine(copy.deepcopy(model), size, 0.5, device, precision, backend=backend)  # own weights: the plain
+        # forward below keeps the original NCHW layout
+        runner = engine.runner
+        reference = runner.encode_reference(ref_u8, refm_u8)
+        runner.segment(reference, img_u8, mask_u8)  # compiles (compile) / first run
+        sync(device)
+        setup[backend, precision] = time.perf_counter() - t
+        engines[backend, precision] = (engine, reference)
+
+    # every configuration, the plain forward and the peaks once per round; best of each
+    network = {key: float("inf") for key in engines}
+    clip_time = {key: (float("inf"), 0) for key in engines}
+    for _ in range(args.rounds):
+        pk = {k: max(v, w) for (k, v), w in zip(pk.items(), peaks(device).values())}
+        with torch.inference_mode():
+            plain = min(plain, timed(lambda: model(ref_img, ref_mask, cur_img, prev_mask), device, args.repeat))
+        for key, (engine, reference) in engines.items():
+            with torch.inference_mode():
+                network[key] = min(network[key], timed(lambda: engine.runner.segment(reference, img_u8, mask_u8),
+                                                       device, args.repeat))
+            clip_time[key] = min(clip_time[key], _run_clip(engine, paths, img0, mask0))
+
     reports = []
-    for precision in args.precisions.split(","):
-        engine = Engine(model, size, 0.5, device, precision)
-        m = engine.model
-        cur_cl = cur_img.contiguous(memory_format=engine.memory_format)
-        with torch.inference_mode(), autocast(device, precision):
-            ref = m.encode_reference(ref_img.contiguous(memory_format=engine.memory_format), ref_mask)
-            feats = m.encode_current(cur_cl, prev_mask)
-            pixel_map, _ = m.match(ref, feats[1])
-            stages = {
-                "decode frame": timed(lambda: read_frame(paths[1]), device, args.repeat),
-                "crop+resize": timed(lambda: (geometry.crop_resize(img1, mask0, box, *size),
-                                              image_to_tensor(ci)), device, args.repeat),
-                "encoder": timed(lambda: m.encode_current(cur_cl, prev_mask), device, args.repeat),
-                "matching": timed(lambda: m.match(ref, feats[1]), device, args.repeat),
-                "decoder": timed(lambda: m.decode(ref, feats, pixel_map), device, args.repeat),
-            }
-            logits = torch.nn.functional.interpolate(m.decode(ref, feats, pixel_map).float(), size, mode="bilinear")
-        probs = torch.softmax(logits, 1)
-        stages["paste-back"] = timed(lambda: geometry.paste_back(probs, box, *img1.shape[:2]).cpu(), device, args.repeat)
-        soft = (probs[0, 1].cpu().numpy() * 255).astype(np.uint8)
-        with tempfile.TemporaryDirectory() as tmp:
-            stages["PNG write"] = timed(lambda: write_gray_png(Path(tmp) / "x.png", soft), device, args.repeat)
+    for (backend, precision), (engine, _) in engines.items():
+        stages = _stages(engine, model, precision, paths, img1, mask0, box, size, ci, ref_img, ref_mask, cur_img,
+                         prev_mask, device, args.repeat) if backend == "torch" else {}
+        reports.append((backend, precision, *clip_time[backend, precision], stages))
 
-            # the whole engine over the clip (decoding prefetched, PNGs written in threads)
-            state = VideoState(FrameFiles(paths), *img0.shape[:2])
-            engine.add_object(state, 0, 1, mask0)
-            t = time.perf_counter()
-            n = 0
-            for result in engine.propagate(state):
-                write_gray_png(Path(tmp) / f"{result.frame_index}.png", result.soft[0])
-                n += 1
-            total = time.perf_counter() - t
-        per_frame = total / max(n - 1, 1)  # frame 0 is the annotation (reference encoding only)
-        reports.append((precision, per_frame, stages, n))
-
-    with torch.inference_mode():
-        plain = min(plain, timed(lambda: model(ref_img, ref_mask, cur_img, prev_mask), device, args.repeat))
-    pk = {k: max(v, w) for (k, v), w in zip(pk.items(), peaks(device).values())}
-    print("measured peaks (best of before/after): " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in pk.items()))
-    print(f"plain fp32 forward (original style: NCHW, reference re-encoded; best of before/after): {plain:.3f} s "
+    print(f"measured peaks (best of {args.rounds} rounds): " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in pk.items()))
+    print(f"plain fp32 forward (original style: NCHW, reference re-encoded; best of {args.rounds} rounds): "
+          f"{plain:.3f} s "
           f"= {full_flops / plain / 1e9:.0f} GFLOP/s")
-    for precision, per_frame, stages, n in reports:
-        print(f"\n[{precision}] engine: {per_frame:.3f} s per object-frame over {n} frames "
-              f"(incl. reference encoding, I/O) = {cached_flops / per_frame / 1e9:.0f} GFLOP/s; "
-              f"{plain / per_frame:.2f}x the plain fp32 forward")
-        net = stages["encoder"] + stages["matching"] + stages["decoder"]
-        peak = pk["fp32 conv"] if precision == "fp32" else pk["bf16 conv"]
-        print(f"  network alone: {net:.3f} s = {cached_flops / net / 1e9:.0f} GFLOP/s = "
-              f"{cached_flops / net / 1e9 / peak:.0%} of the measured {precision} conv peak; "
-              f"{plain / net:.2f}x the plain fp32 forward")
-        for k, v in stages.items():
-            print(f"  {k:<13} {v * 1000:8.1f} ms")
+    print(f"\n{'backend':<12} {'precision':<9} {'engine s/obj-frame':>18} {'vs plain':>9} {'network alone s':>16} "
+          f"{'vs plain':>9} {'% of conv peak':>15} {'setup s':>8}")
+    for backend, precision, per_frame, n, stages in reports:
+        net = network[backend, precision]
+        peak = pk["bf16 conv"] if precision in ("bf16", "fp16") else pk["fp32 conv"]
+        print(f"{backend:<12} {precision:<9} {per_frame:>18.3f} {plain / per_frame:>8.2f}x {net:>16.3f} "
+              f"{plain / net:>8.2f}x {cached_flops / net / 1e9 / peak:>14.0%} {setup[backend, precision]:>8.1f}")
+    print(f"(engine: over {reports[0][3] if reports else 0} frames incl. reference encoding and I/O; network "
+          f"alone: runner.segment on one crop; both best of {args.rounds} rounds; setup: building the runner, "
+          "exporting or compiling, first call)")
+    for backend, precision, per_frame, n, stages in reports:
+        if stages:
+            print(f"\n[{backend} {precision}] stages: " + ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in stages.items()))
+    home.cleanup()
+
+
+def _run_clip(engine: Engine, paths: list[Path], img0: np.ndarray, mask0: np.ndarray) -> tuple[float, int]:
+    """The whole engine over the clip (decoding prefetched, PNGs written): (seconds per
+    object-frame, frames). Frame 0 is the annotation (reference encoding only)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        state = VideoState(FrameFiles(paths), *img0.shape[:2])
+        engine.add_object(state, 0, 1, mask0)
+        t = time.perf_counter()
+        n = 0
+        for result in engine.propagate(state):
+            write_gray_png(Path(tmp) / f"{result.frame_index}.png", result.soft[0])
+            n += 1
+        return (time.perf_counter() - t) / max(n - 1, 1), n
+
+
+def _stages(engine, model, precision, paths, img1, mask0, box, size, ci, ref_img, ref_mask, cur_img, prev_mask,
+            device, repeat) -> dict[str, float]:
+    """Per-stage times of the torch backend (encoder, matching, decoder, I/O around them)."""
+    m = engine.model
+    cur_cl = cur_img.contiguous(memory_format=engine.memory_format)
+    with torch.inference_mode(), autocast(device, precision):
+        ref = m.encode_reference(ref_img.contiguous(memory_format=engine.memory_format), ref_mask)
+        feats = m.encode_current(cur_cl, prev_mask)
+        pixel_map, _ = m.match(ref, feats[1])
+        stages = {
+            "decode frame": timed(lambda: read_frame(paths[1]), device, repeat),
+            "crop+resize": timed(lambda: (geometry.crop_resize(img1, mask0, box, *size), image_to_tensor(ci)),
+                                 device, repeat),
+            "encoder": timed(lambda: m.encode_current(cur_cl, prev_mask), device, repeat),
+            "matching": timed(lambda: m.match(ref, feats[1]), device, repeat),
+            "decoder": timed(lambda: m.decode(ref, feats, pixel_map), device, repeat),
+        }
+        logits = torch.nn.functional.interpolate(m.decode(ref, feats, pixel_map).float(), size, mode="bilinear")
+    probs = torch.softmax(logits, 1)
+    stages["paste-back"] = timed(lambda: geometry.paste_back(probs, box, *img1.shape[:2]).cpu(), device, repeat)
+    soft = (probs[0, 1].cpu().numpy() * 255).astype(np.uint8)
+    with tempfile.TemporaryDirectory() as tmp:
+        stages["PNG write"] = timed(lambda: write_gray_png(Path(tmp) / "x.png", soft), device, repeat)
+    return stages
 
 
 if __name__ == "__main__":

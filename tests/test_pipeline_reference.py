@@ -2,7 +2,8 @@
 
 `ssmvos evaluate` + `ssmvos merge` at 256×256 on DAVIS 2016 blackswan and car-shadow and
 on the two-object libby variant must reproduce ../shared/reference (tolerances from its
-README: mean |soft mask difference| ≤ 1/255, merged masks equal on ≥ 99.5 % of pixels).
+README: mean |soft mask difference| ≤ 1/255, merged masks equal on ≥ 99.5 % of pixels), on
+every backend: torch, compile (torch.compile) and onnxruntime (the exported ONNX graphs).
 """
 from __future__ import annotations
 
@@ -13,18 +14,39 @@ import pytest
 from conftest import DAVIS16, REFERENCE, davis_entries, label_agreement, mean_soft_difference, require_shared, run_cli
 
 
+def _backend_flags(backend: str, tmp_path, checkpoint, export: bool) -> tuple[list, dict]:
+    """evaluate flags (and environment) for ``backend``; onnxruntime either from an
+    ``ssmvos export`` folder (``export``) or exported on the fly into a fresh cache."""
+    if backend != "onnxruntime":
+        return ["--backend", backend], {}
+    pytest.importorskip("onnxruntime", reason='needs the [onnx] extra (pip install -e ".[onnx]")')
+    pytest.importorskip("onnxscript", reason='needs the [onnx] extra (pip install -e ".[onnx]")')
+    if not export:
+        return ["--backend", backend], {"SSMVOS_HOME": str(tmp_path / "home")}
+    proc = run_cli("export", "--format", "onnx", "--out", tmp_path / "onnx", "--weights", checkpoint,
+                   "--input-size", 256, 256)
+    assert proc.returncode == 0, proc.stderr
+    assert "exported 256x256" in proc.stdout
+    return ["--backend", backend, "--onnx", tmp_path / "onnx"], {}
+
+
+BACKENDS = ["torch", "onnxruntime", pytest.param("compile", marks=pytest.mark.slow)]
+
+
 def _split(tmp_path, entries):
     path = tmp_path / "split.json"
     path.write_text(json.dumps(entries))
     return path
 
 
-def test_evaluate_and_merge_reproduce_blackswan_and_car_shadow(tmp_path, reference_checkpoint):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_evaluate_and_merge_reproduce_blackswan_and_car_shadow(tmp_path, reference_checkpoint, backend):
     require_shared(REFERENCE / "pipeline_blackswan_car-shadow")
+    flags, env = _backend_flags(backend, tmp_path, reference_checkpoint, export=True)
     ann = DAVIS16 / "Annotations" / "480p"
     split = _split(tmp_path, davis_entries("blackswan", ann, [255]) + davis_entries("car-shadow", ann, [255]))
     proc = run_cli("evaluate", "--split", split, "--resume", reference_checkpoint, "--save-dir", tmp_path / "per",
-                   "--input-height", 256, "--input-width", 256, "--device", "cpu", "--no-progress")
+                   "--input-height", 256, "--input-width", 256, "--device", "cpu", "--no-progress", *flags, env=env)
     assert proc.returncode == 0, proc.stderr
     assert "90 frames" in proc.stdout and "frames/s" in proc.stdout
     proc = run_cli("merge", "-i", tmp_path / "per", "-o", tmp_path / "merged")
@@ -37,12 +59,14 @@ def test_evaluate_and_merge_reproduce_blackswan_and_car_shadow(tmp_path, referen
     assert label_agreement(tmp_path / "merged", ref / "merged") >= 0.995
 
 
-def test_two_objects_batched_with_in_memory_merge(tmp_path, reference_checkpoint):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_two_objects_batched_with_in_memory_merge(tmp_path, reference_checkpoint, backend):
     ann = require_shared(REFERENCE / "davis_two_object" / "Annotations" / "480p")
+    flags, env = _backend_flags(backend, tmp_path, reference_checkpoint, export=False)
     split = _split(tmp_path, davis_entries("libby", ann, [1, 2]))
     proc = run_cli("evaluate", "--split", split, "--resume", reference_checkpoint, "--save-dir", tmp_path / "per",
                    "--input-height", 256, "--input-width", 256, "--device", "cpu", "--no-progress",
-                   "--merged-dir", tmp_path / "merged", "--score", "--score-json", tmp_path / "jf.json")
+                   "--merged-dir", tmp_path / "merged", "--score", "--score-json", tmp_path / "jf.json", *flags, env=env)
     assert proc.returncode == 0, proc.stderr
     # --score after merging: figures equal to scoring the merged folder separately
     jf = json.loads((tmp_path / "jf.json").read_text())

@@ -13,8 +13,11 @@ their names, checks and contexts from here.
   - ``bf16`` / ``fp16``: autocast (weights stay float32).
 * :class:`NetworkRunner`: the network's two inference steps (encode a reference once per
   object; segment a batch of current frames) with the chosen layout and precision, and
-  optionally through ``torch.compile`` and/or replayed CUDA graphs. A new backend plugs in
-  here; the engine above it only crops, pastes back and chains frames.
+  optionally through ``torch.compile`` and/or replayed CUDA graphs. The engine above it only
+  crops, pastes back and chains frames.
+* Backends (``BACKENDS``, :func:`make_runner`): ``torch`` (eager PyTorch), ``compile``
+  (``torch.compile``, inductor) and ``onnxruntime`` (the exported ONNX graphs run by ONNX
+  Runtime: ``ssmvos.onnx_backend.OnnxRuntimeRunner``, same interface, optional extra).
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ from torch import Tensor
 from .data.tensors import normalize_images
 from .errors import SSMVOSError
 from .model import SSM, ReferenceEncoding
-from .options import DEVICES, PRECISIONS
+from .options import BACKENDS, DEVICES, PRECISIONS
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -118,7 +121,8 @@ class NetworkRunner:
     lays them out channels-last.
 
     compile: run the segment step through ``torch.compile`` (inductor; compiled once per
-    batch size, which takes tens of seconds). cuda_graphs: capture the segment step once per
+    batch size, which takes tens of seconds) except the structure branch, which stays eager
+    (its top-k selection is sensitive to the order of float sums). cuda_graphs: capture the segment step once per
     batch size as a CUDA graph and replay it (removes the per-kernel launch cost, which
     dominates at small batches on fast GPUs); CUDA only. Both give the same arithmetic as
     the plain path up to the order of float sums (tested against the original's outputs).
@@ -133,6 +137,7 @@ class NetworkRunner:
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model = model.eval().to(self.device, memory_format=self.memory_format)
         self.compiled = compile
+        self.backend = "compile" if compile else "torch"
         self.cuda_graphs = cuda_graphs
         self._step = self._segment_step
         if compile:
@@ -141,6 +146,10 @@ class NetworkRunner:
             # one compiled graph per batch size: allow more than dynamo's default 8 before it
             # would silently fall back to the uncompiled step
             dynamo.config.cache_size_limit = max(dynamo.config.cache_size_limit, 64)
+            # The structure branch stays eager: it picks the top-k current positions by summed
+            # correlation, and inductor's own summation order can swap near-tied positions,
+            # which moved one of libby's objects off the original's masks in the pipeline test.
+            _keep_eager(self.model.pixel_corr.self_structure)
             self._step = torch.compile(self._segment_step, dynamic=False)
         self._graphs: dict[tuple, tuple[torch.cuda.CUDAGraph, list[Tensor], Tensor]] = {}
         self._pool = None
@@ -242,3 +251,48 @@ class NetworkRunner:
             dst.copy_(src)
         graph.replay()
         return out.clone()
+
+
+def _keep_eager(module: torch.nn.Module) -> None:
+    """Make torch.compile run ``module`` eagerly: its class becomes a subclass whose forward
+    dynamo skips (weights, state-dict keys and copies are unchanged)."""
+    cls = type(module)
+    if not getattr(cls, "_ssmvos_eager", False):
+        if cls not in _EAGER_CLASSES:
+            _EAGER_CLASSES[cls] = type(f"Eager{cls.__name__}", (cls,),
+                                       {"forward": torch.compiler.disable(cls.forward), "_ssmvos_eager": True})
+        module.__class__ = _EAGER_CLASSES[cls]
+
+
+_EAGER_CLASSES: dict[type, type] = {}
+
+
+# --------------------------------------------------------------------------- backends
+def resolve_backend(backend: str = "torch", compile: bool = False) -> str:
+    """The backend name, with the older ``compile=True`` flag as an alias of 'compile'."""
+    if backend not in BACKENDS:
+        raise SSMVOSError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    if compile and backend == "onnxruntime":
+        raise SSMVOSError("--compile means --backend compile: it cannot be combined with --backend onnxruntime")
+    return "compile" if compile else backend
+
+
+def make_runner(model: SSM, backend: str = "torch", device: str | torch.device = "cpu", precision: str = "fp32", *,
+                input_size: tuple[int, int] | None = None, channels_last: bool = True, cuda_graphs: bool = False,
+                onnx: str | None = None) -> NetworkRunner:
+    """A runner for ``backend``: :class:`NetworkRunner` for torch and compile, an
+    ``OnnxRuntimeRunner`` for onnxruntime (which needs ``input_size``, the crop size its
+    graphs are exported for, and takes an export folder ``onnx``; without one, ``model``
+    is exported once into the cache)."""
+    backend = resolve_backend(backend)
+    if backend != "onnxruntime":
+        if onnx is not None:
+            raise SSMVOSError("--onnx (an export folder) is for --backend onnxruntime only")
+        return NetworkRunner(model, device, precision, channels_last, backend == "compile", cuda_graphs)
+    if cuda_graphs:
+        raise SSMVOSError("--cuda-graphs is for the torch and compile backends, not onnxruntime")
+    if input_size is None:
+        raise ValueError("the onnxruntime backend needs the input size its graphs are exported for")
+    from .onnx_backend import OnnxRuntimeRunner
+
+    return OnnxRuntimeRunner(model, input_size, device, precision, onnx)

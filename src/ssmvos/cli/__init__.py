@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "download-data": "download_data",
     "score": "score",
     "train": "train",
+    "export": "export",
 }
 
 
@@ -46,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ssmvos", formatter_class=HelpFormatter,
         description="SSM-VOS video object segmentation: index datasets, train, evaluate, "
-        "merge, score J&F and segment your own videos.",
+        "merge, score J&F, segment your own videos and export the network to ONNX.",
     )
     parser.add_argument("--version", action="version", version=f"ssmvos {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=CommandParser)

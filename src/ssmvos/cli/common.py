@@ -26,11 +26,15 @@ def add_runtime_flags(p: argparse.ArgumentParser) -> None:
 
 
 def add_inference_flags(p: argparse.ArgumentParser) -> None:
-    """--device --precision --compile --cuda-graphs."""
+    """--device --precision --backend --onnx --compile --cuda-graphs."""
+    from ..options import BACKEND_HELP, BACKENDS
+
     add_runtime_flags(p)
-    p.add_argument("--compile", action="store_true",
-                   help="run the network through torch.compile (inductor); compiling takes tens of seconds per "
-                   "number of objects")
+    p.add_argument("--backend", choices=BACKENDS, default="torch", help=BACKEND_HELP)
+    p.add_argument("--onnx", metavar="DIR",
+                   help="with --backend onnxruntime: a folder written by 'ssmvos export --format onnx' for these "
+                   "weights and this input size (default: the weights are exported once into $SSMVOS_HOME/onnx)")
+    p.add_argument("--compile", action="store_true", help="the same as --backend compile")
     p.add_argument("--cuda-graphs", action="store_true",
                    help="replay the network as CUDA graphs (captured once per batch size; CUDA only): removes the "
                    "kernel-launch overhead that bounds small batches on fast GPUs")
@@ -44,10 +48,11 @@ def add_propagation_flags(p: argparse.ArgumentParser) -> None:
                    help="objects per forward pass (default 16; at least 1)")
 
 
-def runner_options(args: argparse.Namespace) -> dict:
-    """NetworkRunner keyword arguments from add_inference_flags' flags."""
-    return {"device": args.device, "precision": args.precision, "compile": args.compile,
-            "cuda_graphs": args.cuda_graphs}
+def backend_options(args: argparse.Namespace) -> dict:
+    """backend (--compile is --backend compile), onnx and cuda_graphs from add_inference_flags' flags."""
+    from ..runtime import resolve_backend
+
+    return {"backend": resolve_backend(args.backend, args.compile), "onnx": args.onnx, "cuda_graphs": args.cuda_graphs}
 
 
 def check_network_input(height: int, width: int, keep_topk: int | None, size_flags: str, topk_flag: str | None) -> None:

@@ -5,7 +5,7 @@ import argparse
 import os
 import sys
 
-from .common import add_inference_flags, add_propagation_flags, check_network_input
+from .common import add_inference_flags, add_propagation_flags, backend_options, check_network_input
 from .types import INPUT_SIZE_FLAGS, add_input_size_flags, frame_folder
 
 
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     model = load_checkpoint(resolve_weights(args.weights))
     check_network_input(*size, model.config["keep_topk"], INPUT_SIZE_FLAGS, None)
     predictor = VideoPredictor(model, size, args.fix_margin, args.device, args.precision, args.max_batch,
-                               compile=args.compile, cuda_graphs=args.cuda_graphs)
+                               **backend_options(args))
     stats = segment_video(predictor, video, masks, args.out, args.overlay, progress=not args.no_progress,
                           direction=args.direction, drop=not args.no_drop, reference=args.reference)
     extra = "; ".join(x for x in (stats.latency_summary(),

@@ -38,7 +38,7 @@ from ..data import geometry
 from ..errors import SSMVOSError
 from ..model import SSM, ReferenceEncoding
 from ..model.ssm import input_problem
-from ..runtime import NetworkRunner
+from ..runtime import make_runner, resolve_backend
 from .frames import FrameSource
 from .results import Provenance, ResultStore, StoredResult
 
@@ -163,8 +163,10 @@ class Engine:
 
     input_size: (height, width) of the network crop; margin: the crop margin
     (``--fix-margin``); max_batch: at most this many objects per forward pass. device,
-    precision, channels_last (NHWC layout: faster convolutions in oneDNN and cuDNN), compile
-    and cuda_graphs configure the :class:`~ssmvos.runtime.NetworkRunner`.
+    precision, channels_last (NHWC layout: faster convolutions in oneDNN and cuDNN),
+    cuda_graphs, backend ('torch', 'compile', 'onnxruntime'; ``compile=True`` is 'compile')
+    and onnx (an export folder for 'onnxruntime') choose the runner
+    (:func:`~ssmvos.runtime.make_runner`).
 
     lookahead (default: on for CUDA): :meth:`propagate` hands frame t+1 to the network before
     it yields frame t, so that the caller's work on a result (merging, writing PNGs) overlaps
@@ -182,11 +184,12 @@ class Engine:
     def __init__(self, model: SSM, input_size: tuple[int, int] = (512, 512), margin: float = 0.5,
                  device: str | torch.device = "cpu", precision: str = "fp32", max_batch: int = 16,
                  channels_last: bool = True, compile: bool = False, cuda_graphs: bool = False,
-                 lookahead: bool | None = None):
+                 lookahead: bool | None = None, backend: str = "torch", onnx: str | None = None):
         problem = input_problem(*input_size, model.config["keep_topk"])
         if problem:
             raise SSMVOSError(f"{problem} (input_size)")
-        self.runner = NetworkRunner(model, device, precision, channels_last, compile, cuda_graphs)
+        self.runner = make_runner(model, resolve_backend(backend, compile), device, precision, input_size=input_size,
+                                  channels_last=channels_last, cuda_graphs=cuda_graphs, onnx=onnx)
         self.lookahead = self.runner.device.type == "cuda" if lookahead is None else lookahead
         self.input_size = input_size
         self.margin = margin

@@ -74,8 +74,10 @@ class EvaluateConfig:
     keep_topk: int | None = None
     device: str = "auto"
     precision: str = "fp32"
-    compile: bool = False
+    compile: bool = False  # the same as backend="compile"
     cuda_graphs: bool = False
+    backend: str = "torch"  # torch | compile | onnxruntime (see ssmvos.runtime)
+    onnx: str | None = None  # with backend="onnxruntime": an export folder (default: exported into the cache)
     max_batch: int = 16
     num_workers: int = 2  # threads writing PNGs
     merged_dir: str | None = None
@@ -127,7 +129,8 @@ def evaluate(config: EvaluateConfig) -> EvaluateResult | None:
     if problem:
         raise SSMVOSError(f"{problem} (set by {size_flags})")
     engine = Engine(model, (config.input_height, config.input_width), config.fix_margin, ctx.device, config.precision,
-                    config.max_batch, compile=config.compile, cuda_graphs=config.cuda_graphs)
+                    config.max_batch, compile=config.compile, cuda_graphs=config.cuda_graphs, backend=config.backend,
+                    onnx=config.onnx)
     init_process_group(ctx)
     try:
         with tempfile.TemporaryDirectory(prefix="ssmvos-merged-") as tmp:

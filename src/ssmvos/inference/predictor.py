@@ -31,15 +31,19 @@ class VideoPredictor:
     """Segments the objects given by masks through a whole video, steerably.
 
     device: 'auto' (CUDA, else MPS, else CPU), 'cpu', 'cuda' or 'mps'; precision: 'fp32'
-    (faithful), 'tf32', 'bf16' or 'fp16'; compile / cuda_graphs: see ``ssmvos.runtime``.
+    (faithful), 'tf32', 'bf16' or 'fp16'; backend: 'torch', 'compile' (torch.compile) or
+    'onnxruntime' (the network exported to ONNX, fp32; ``onnx`` names an export folder, else
+    the weights are exported once into the cache); compile=True is backend='compile';
+    cuda_graphs: see ``ssmvos.runtime``.
     """
 
     def __init__(self, model: SSM, input_size: int | tuple[int, int] = 512, margin: float = 0.5,
                  device: str = "auto", precision: str = "fp32", max_batch: int = 16, compile: bool = False,
-                 cuda_graphs: bool = False, lookahead: bool | None = None):
+                 cuda_graphs: bool = False, lookahead: bool | None = None, backend: str = "torch",
+                 onnx: str | os.PathLike | None = None):
         size = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
         self.engine = Engine(model, size, margin, device, precision, max_batch, compile=compile,
-                             cuda_graphs=cuda_graphs, lookahead=lookahead)
+                             cuda_graphs=cuda_graphs, lookahead=lookahead, backend=backend, onnx=onnx)
 
     @classmethod
     def from_pretrained(cls, weights: str | os.PathLike = "davis17", **kwargs) -> "VideoPredictor":

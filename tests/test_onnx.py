@@ -1,0 +1,181 @@
+"""ONNX export and the onnxruntime backend: the original's forward through the exported
+graphs, the manifest, the predictor on each backend, and bad inputs (another model's or
+size's ONNX file, a missing extra, an unwritable folder, a failed check)."""
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import FIXTURES, ROOT, assert_clean_error, relative_error, run_cli
+from ssmvos import SSMVOSError, VideoPredictor, save_checkpoint
+from ssmvos.data.tensors import IMAGENET_MEAN, IMAGENET_STD
+from ssmvos.runtime import make_runner, resolve_backend
+
+ort = pytest.importorskip("onnxruntime", reason="needs the [onnx] extra (pip install -e \".[onnx]\")")
+pytest.importorskip("onnxscript", reason="needs the [onnx] extra (pip install -e \".[onnx]\")")
+onnx = pytest.importorskip("onnx", reason="needs the [onnx] extra (pip install -e \".[onnx]\")")
+
+from ssmvos.onnx_backend import MANIFEST, export_onnx, model_fingerprint  # noqa: E402
+
+INPUTS = ("ref_img", "ref_mask", "cur_img", "prev_mask")
+
+
+@pytest.fixture(scope="module")
+def golden():
+    data = np.load(FIXTURES / "forward_conv32_blackswan.npz")
+    return {k: torch.from_numpy(data[k]) for k in INPUTS + ("out",)}
+
+
+@pytest.fixture(scope="module")
+def exported(model, tmp_path_factory):
+    """The reference network exported at 256×256 (the golden fixture's size)."""
+    out = tmp_path_factory.mktemp("onnx") / "export"
+    export_onnx(model, out, (256, 256))
+    return out
+
+
+def test_exported_graphs_reproduce_the_original_forward(model, exported, golden):
+    runner = make_runner(model, "onnxruntime", "cpu", input_size=(256, 256), onnx=exported)
+    ref = runner.encode_reference_tensors(golden["ref_img"], golden["ref_mask"])
+    got = runner.segment_tensors(ref, golden["cur_img"], golden["prev_mask"])
+    assert relative_error(got, golden["out"]) <= 1e-4
+    assert (got.argmax(1) == golden["out"].argmax(1)).float().mean().item() >= 0.999
+    # the object dimension is dynamic: two objects in one call equal one at a time
+    flipped = [golden[k].flip(-1) for k in INPUTS]
+    refs = runner.encode_reference_tensors(torch.cat([golden["ref_img"], flipped[0]]),
+                                           torch.cat([golden["ref_mask"], flipped[1]]))
+    both = runner.segment_tensors(refs, torch.cat([golden["cur_img"], flipped[2]]),
+                                  torch.cat([golden["prev_mask"], flipped[3]]))
+    alone = runner.segment_tensors(runner.encode_reference_tensors(flipped[0], flipped[1]), flipped[2], flipped[3])
+    assert relative_error(both[:1], got) <= 1e-5 and relative_error(both[1:], alone) <= 1e-5
+
+
+def test_manifest_describes_the_graphs(model, exported):
+    manifest = json.loads((exported / MANIFEST).read_text())
+    assert manifest["input_size"] == [256, 256]
+    assert manifest["model"]["fingerprint_sha256"] == model_fingerprint(model)
+    assert manifest["model"]["keep_topk"] == 32 and manifest["model"]["matching"] == "conv"
+    assert manifest["normalisation"]["mean"] == list(IMAGENET_MEAN)
+    assert manifest["normalisation"]["std"] == list(IMAGENET_STD)
+    assert manifest["crop_rule"]["margin"] == 0.5
+    assert max(manifest["verification"]["relative_error"].values()) <= 1e-4
+    for role, graph in manifest["graphs"].items():
+        session = ort.InferenceSession(str(exported / graph["file"]), providers=["CPUExecutionProvider"])
+        for described, actual in ((graph["inputs"], session.get_inputs()), (graph["outputs"], session.get_outputs())):
+            assert [d["name"] for d in described] == [a.name for a in actual]
+            for d, a in zip(described, actual):
+                assert d["shape"][1:] == a.shape[1:] and isinstance(a.shape[0], str)  # objects: dynamic
+        meta = session.get_modelmeta().custom_metadata_map
+        assert meta["ssmvos.graph"] == role and meta["ssmvos.input_size"] == "256x256"
+
+
+def test_predictor_backends_agree(model, exported):
+    """VideoPredictor(backend=...) on the bundled clip: onnxruntime gives torch's masks."""
+    from ssmvos.data.io import read_mask
+    from ssmvos.inference.segment import demo_clip
+
+    frames, mask = demo_clip()
+    results = {}
+    for backend, onnx_dir in (("torch", None), ("onnxruntime", exported)):
+        predictor = VideoPredictor(model, 256, device="cpu", backend=backend, onnx=onnx_dir)
+        assert predictor.engine.runner.backend == backend
+        state = predictor.init_state(sorted(frames.glob("*.jpg"))[:4])
+        predictor.add_new_mask(state, 0, 1, read_mask(mask) > 0)
+        results[backend] = np.stack([m for _, _, m in predictor.propagate_in_video(state)])
+    assert results["torch"].shape == (4, 1, 480, 854)
+    assert np.abs(results["torch"] - results["onnxruntime"]).max() < 1e-3
+
+
+def test_backend_names():
+    assert resolve_backend("torch", compile=True) == "compile"  # --compile stays an alias
+    with pytest.raises(SSMVOSError, match="backend must be one of"):
+        resolve_backend("tensorrt")
+    with pytest.raises(SSMVOSError, match="cannot be combined"):
+        resolve_backend("onnxruntime", compile=True)
+
+
+def test_exports_of_another_model_or_size_are_refused(model, exported, tmp_path):
+    def runner(folder=exported, size=(256, 256), network=model, **kw):
+        return make_runner(network, "onnxruntime", "cpu", input_size=size, onnx=folder, **kw)
+
+    with pytest.raises(SSMVOSError, match="exported for input size 256x256, not 224x224"):
+        runner(size=(224, 224))
+    other = copy.deepcopy(model)
+    with torch.no_grad():
+        other.classifier.bias += 1.0
+    with pytest.raises(SSMVOSError, match="other weights"):
+        runner(network=other)
+    with pytest.raises(SSMVOSError, match="fp32 only"):
+        runner(precision="bf16")
+    with pytest.raises(SSMVOSError, match="for --backend onnxruntime only"):
+        make_runner(model, "torch", "cpu", onnx=exported)
+    with pytest.raises(SSMVOSError, match="not an ssmvos ONNX export"):
+        runner(folder=tmp_path)
+    # a folder whose segment.onnx is another model's: a valid ONNX file without ssmvos's metadata
+    swapped = tmp_path / "swapped"
+    swapped.mkdir()
+    for name in ("encode_reference.onnx", MANIFEST):
+        (swapped / name).symlink_to(exported / name)
+    x = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 256, 256])
+    y = onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 3, 256, 256])
+    graph = onnx.helper.make_graph([onnx.helper.make_node("Relu", ["x"], ["y"])], "other", [x], [y])
+    onnx.save_model(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18)]),
+                    str(swapped / "segment.onnx"))
+    with pytest.raises(SSMVOSError, match="not the segment graph of an ssmvos export"):
+        runner(folder=swapped)
+    # the encoder's file in place of the segment graph (the same export, the wrong role)
+    (swapped / "segment.onnx").unlink()
+    (swapped / "segment.onnx").symlink_to(exported / "encode_reference.onnx")
+    with pytest.raises(SSMVOSError, match="not the segment graph"):
+        runner(folder=swapped)
+    (swapped / "segment.onnx").unlink()
+    (swapped / "segment.onnx").write_bytes(b"not a protobuf at all")
+    with pytest.raises(SSMVOSError, match="not a loadable ONNX model"):
+        runner(folder=swapped)
+
+
+def test_failed_check_writes_nothing(model, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("a file that was there before")
+    with pytest.raises(SSMVOSError, match="export check failed.*nothing was written"):
+        export_onnx(model, out, (224, 224), tolerance=0.0)  # ORT never equals PyTorch bit for bit
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    with pytest.raises(SSMVOSError, match="export check failed"):
+        export_onnx(model, tmp_path / "new", (224, 224), tolerance=0.0)
+    assert not (tmp_path / "new").exists()
+
+
+def test_cli_bad_inputs(model, tmp_path):
+    ckpt = save_checkpoint(tmp_path / "ref.pt", model.state_dict(), 0)
+    blocker = tmp_path / "no_onnx"
+    for name in ("onnx", "onnxruntime", "onnxscript"):
+        (blocker / name).mkdir(parents=True)
+        (blocker / name / "__init__.py").write_text("raise ImportError('not installed (blocked for a test)')\n")
+    env = {"PYTHONPATH": f"{blocker}:{ROOT / 'src'}"}
+    proc = run_cli("segment", "--demo", "--weights", ckpt, "--out", tmp_path / "a", "--input-size", "224",
+                   "--device", "cpu", "--backend", "onnxruntime", "--no-progress", env=env)
+    assert_clean_error(proc, 'pip install -e ".[onnx]"', "onnxruntime")
+    assert not (tmp_path / "a").exists()
+    proc = run_cli("export", "--out", tmp_path / "b", "--weights", ckpt, "--input-size", "224", env=env)
+    assert_clean_error(proc, 'pip install -e ".[onnx]"')
+    assert not (tmp_path / "b").exists()
+    # an unwritable destination: a path through a regular file (root ignores permission bits)
+    (tmp_path / "file").write_text("x")
+    proc = run_cli("export", "--out", tmp_path / "file" / "sub", "--weights", ckpt, "--input-size", "224")
+    assert_clean_error(proc, "cannot write to")
+    proc = run_cli("export", "--out", tmp_path / "file", "--weights", ckpt, "--input-size", "224")
+    assert_clean_error(proc, "not a folder")
+    proc = run_cli("export", "--out", tmp_path / "c", "--weights", ckpt, "--input-size", "150", "256")
+    assert_clean_error(proc, "too small")
+    proc = run_cli("segment", "--demo", "--weights", ckpt, "--out", tmp_path / "d", "--input-size", "224",
+                   "--device", "cpu", "--backend", "onnxruntime", "--compile", "--no-progress")
+    assert_clean_error(proc, "cannot be combined")
+    help_text = run_cli("export", "--help").stdout
+    for needle in ("--input-size", "encode_reference", "segment.onnx", "--weights"):
+        assert needle in help_text
+    assert "onnxruntime" in run_cli("segment", "--help").stdout
