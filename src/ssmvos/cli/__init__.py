@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "score": "score",
     "train": "train",
     "export": "export",
+    "app": "app",
 }
 
 

@@ -1,0 +1,417 @@
+"""One browser session of ``ssmvos app``: its video, the user's masks, the results, its job.
+
+The chain itself is the video predictor's (``inference.predictor.VideoPredictor``): this
+module hands it the user's masks (new objects and corrections), asks it to propagate in a
+direction, and keeps what it yields — compactly, as PNG bytes per frame — so that a long
+video costs little memory. Nothing here knows about HTTP.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+import tempfile
+import threading
+import time
+import zipfile
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from ..data.io import DAVIS_PALETTE, VIDEO_SUFFIXES, IMAGE_SUFFIXES
+from ..errors import SSMVOSError
+
+DIRECTIONS = ("forward", "backward", "both")
+SESSION_FORMAT = "ssmvos-session/1"
+
+
+# --------------------------------------------------------------------------- label maps <-> bytes
+def labels_to_png(labels: np.ndarray, palette: bool = False) -> bytes:
+    """H×W uint8 labels -> PNG bytes (grayscale: values are the labels; or DAVIS palette)."""
+    image = Image.fromarray(np.ascontiguousarray(labels, dtype=np.uint8), mode="P" if palette else "L")
+    if palette:
+        image.putpalette(DAVIS_PALETTE)
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def png_to_labels(data: bytes, what: str) -> np.ndarray:
+    """PNG/JPEG bytes of a label map (palette or single channel) -> H×W uint8 labels."""
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.load()
+    except Exception as exc:  # noqa: BLE001 - any decoder failure is the same user error
+        raise SSMVOSError(f"{what} is not a readable image ({type(exc).__name__})") from None
+    if image.mode in ("P", "L"):
+        return np.asarray(image, dtype=np.uint8)
+    if image.mode in ("1", "I;16", "I"):
+        return (np.asarray(image) > 0).astype(np.uint8)
+    raise SSMVOSError(f"{what} is a {image.mode} colour image, not a label map: save the mask as a palette or "
+                      "grayscale PNG whose pixel values are the object ids (0 = background)")
+
+
+# --------------------------------------------------------------------------- paths
+def confined(root: Path, relative: str) -> Path:
+    """``root / relative`` resolved, refused unless it stays inside ``root`` (no '..', no
+    absolute paths, no symbolic links that lead out)."""
+    root = root.resolve()
+    if not relative or relative in (".", "/"):
+        return root
+    if Path(relative).is_absolute():
+        raise SSMVOSError(f"{relative!r}: give a path relative to the server's --root folder")
+    target = (root / relative).resolve()
+    if target != root and root not in target.parents:
+        raise SSMVOSError(f"{relative!r} is outside the server's --root folder")
+    return target
+
+
+def list_folder(root: Path, relative: str) -> dict:
+    """The videos, frame folders and sub-folders of a folder under ``root``."""
+    folder = confined(root, relative)
+    if not folder.is_dir():
+        raise SSMVOSError(f"{relative!r} is not a folder under the server's --root folder")
+    entries = []
+    for child in sorted(folder.iterdir(), key=lambda p: p.name.lower()):
+        if child.name.startswith("."):
+            continue
+        try:
+            inside = confined(root, str(child.relative_to(root.resolve())))
+        except SSMVOSError:
+            continue  # a link out of the root: not shown
+        rel = str(inside.relative_to(root.resolve()))
+        if inside.is_dir():
+            frames = sum(1 for p in inside.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            entries.append({"name": child.name, "path": rel, "kind": "frames" if frames else "folder",
+                            "frames": frames})
+        elif inside.suffix.lower() in VIDEO_SUFFIXES:
+            entries.append({"name": child.name, "path": rel, "kind": "video"})
+    return {"path": str(folder.relative_to(root.resolve())) if folder != root.resolve() else "", "entries": entries}
+
+
+def unpack_frames_zip(archive: Path, into: Path, max_bytes: int, max_files: int = 20000) -> Path:
+    """Extract the images of a zip of frames into ``into`` (flat, names kept), refusing
+    archives that are not zips, hold no images, or would unpack to more than ``max_bytes``."""
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            members = [m for m in zf.infolist() if not m.is_dir() and Path(m.filename).suffix.lower() in IMAGE_SUFFIXES
+                       and not Path(m.filename).name.startswith(".") and "__MACOSX" not in m.filename]
+            if not members:
+                raise SSMVOSError("the zip holds no image frames (jpg/png)")
+            if len(members) > max_files:
+                raise SSMVOSError(f"the zip holds {len(members)} images, more than the {max_files} allowed")
+            if sum(m.file_size for m in members) > max_bytes:
+                raise SSMVOSError(f"the zip's frames would take more than {max_bytes // 2**20} MiB unpacked")
+            names = [Path(m.filename).name for m in members]
+            if len(set(names)) != len(names):
+                raise SSMVOSError("the zip holds two frames with the same file name in different folders")
+            into.mkdir(parents=True, exist_ok=True)
+            for member, name in zip(members, names):
+                with zf.open(member) as src, open(into / name, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        raise SSMVOSError(f"the upload is not a readable zip of frames ({exc})") from None
+    size = None
+    for name in sorted(names):  # every frame must decode, at one size
+        image = cv2.imread(str(into / name), cv2.IMREAD_COLOR)
+        if image is None:
+            raise SSMVOSError(f"frame {name} in the zip is not a readable image")
+        if size is None:
+            size = image.shape
+        elif image.shape != size:
+            raise SSMVOSError(f"frame {name} in the zip is {image.shape[1]}x{image.shape[0]}, the first frame is "
+                              f"{size[1]}x{size[0]}")
+    return into
+
+
+# --------------------------------------------------------------------------- jobs
+@dataclass
+class Job:
+    """A propagation running off the request thread; ``events`` only grows."""
+
+    kind: str
+    total: int
+    done: int = 0
+    state: str = "running"  # running | done | cancelled | error
+    message: str = ""
+    events: list[dict] = field(default_factory=list)
+    cancel: threading.Event = field(default_factory=threading.Event)
+    started: float = field(default_factory=time.monotonic)
+
+    def emit(self, **event) -> None:
+        self.events.append(event)
+
+
+# --------------------------------------------------------------------------- the session
+class AppSession:
+    """The video, masks and results of one browser session.
+
+    ``predictor`` is a VideoPredictor (shared by all sessions); ``network_lock`` serialises
+    propagations of all sessions (one network, one device).
+    """
+
+    def __init__(self, sid: str, predictor, network_lock: threading.Lock, workdir: Path):
+        self.id = sid
+        self.predictor = predictor
+        self.network_lock = network_lock
+        self.folder = Path(tempfile.mkdtemp(prefix=f"session-{sid[:8]}-", dir=workdir))
+        self.lock = threading.RLock()
+        self.state = None  # the predictor's VideoState
+        self.source = ""  # what was opened, for the session file
+        self.owned: Path | None = None  # the upload folder of the open video
+        self.annotations: dict[int, bytes] = {}  # frame -> grayscale PNG of the user's label map
+        self.given: dict[tuple[int, int], str] = {}  # (frame, object) -> digest of the mask given to the predictor
+        self.results: dict[int, bytes] = {}  # frame -> grayscale PNG of the merged result
+        self.job: Job | None = None
+        self._jpegs: OrderedDict[int, bytes] = OrderedDict()
+
+    # -- video ---------------------------------------------------------------------------
+    def open(self, video: Path, source: str, owned: Path | None = None) -> dict:
+        """Open a video file or a frame folder; forgets the previous video's masks and results.
+
+        ``owned``: a folder holding an uploaded video, deleted when another video replaces it.
+        """
+        self._require_idle()
+        state = self.predictor.init_state(video)
+        with self.lock:
+            previous = self.owned
+            self.state, self.source, self.owned = state, source, owned
+            self.annotations.clear()
+            self.given.clear()
+            self.results.clear()
+            self._jpegs.clear()
+        if previous is not None and previous != owned:
+            shutil.rmtree(previous, ignore_errors=True)
+        return self.info()
+
+    @property
+    def frames(self):
+        if self.state is None:
+            raise SSMVOSError("no video is open in this session")
+        return self.state.frames
+
+    def info(self) -> dict:
+        job = self.job
+        out = {"id": self.id, "video": None, "job": None}
+        if self.state is not None:
+            out["video"] = {"source": self.source, "frames": self.state.num_frames, "width": self.state.width,
+                            "height": self.state.height, "fps": self.frames.fps,
+                            "names": [self.frames.name(i) for i in range(self.state.num_frames)],
+                            "annotated": sorted(self.annotations), "results": sorted(self.results),
+                            "objects": self.object_ids()}
+        if job is not None:
+            out["job"] = {"kind": job.kind, "state": job.state, "done": job.done, "total": job.total,
+                          "message": job.message}
+        return out
+
+    def frame_jpeg(self, index: int) -> bytes:
+        self._check_frame(index)
+        with self.lock:
+            if index in self._jpegs:
+                self._jpegs.move_to_end(index)
+                return self._jpegs[index]
+        rgb = self.frames.get(index)
+        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+        if not ok:
+            raise SSMVOSError(f"cannot encode frame {index}")
+        with self.lock:
+            self._jpegs[index] = buf.tobytes()
+            while len(self._jpegs) > 64:
+                self._jpegs.popitem(last=False)
+        return buf.tobytes()
+
+    def _check_frame(self, index: int) -> None:
+        if not 0 <= index < self.frames.__len__():
+            raise SSMVOSError(f"frame {index} does not exist: the video has {len(self.frames)} frames")
+
+    # -- masks ---------------------------------------------------------------------------
+    def set_annotation(self, index: int, labels: np.ndarray) -> dict:
+        """The user's label map of frame ``index`` (0 = no object there); all zeros removes it."""
+        self._check_frame(index)
+        if labels.shape != (self.state.height, self.state.width):
+            raise SSMVOSError(f"the mask of frame {index} is {labels.shape[1]}x{labels.shape[0]}, the video is "
+                              f"{self.state.width}x{self.state.height}")
+        with self.lock:
+            if labels.any():
+                self.annotations[index] = labels_to_png(labels)
+            else:
+                self.annotations.pop(index, None)
+        return self.info()
+
+    def annotation(self, index: int) -> np.ndarray | None:
+        self._check_frame(index)
+        data = self.annotations.get(index)
+        return None if data is None else png_to_labels(data, f"the mask of frame {index}")
+
+    def result(self, index: int) -> np.ndarray | None:
+        self._check_frame(index)
+        data = self.results.get(index)
+        return None if data is None else png_to_labels(data, f"the result of frame {index}")
+
+    def object_ids(self) -> list[int]:
+        ids: set[int] = set()
+        for index in list(self.annotations):
+            ids.update(int(v) for v in np.unique(self.annotation(index)) if v)
+        return sorted(ids)
+
+    def grabcut(self, index: int, box: tuple[int, int, int, int], iterations: int = 5) -> np.ndarray:
+        """A first mask from a box: OpenCV's GrabCut on frame ``index`` (bool H×W)."""
+        from .tools import grabcut_mask
+
+        self._check_frame(index)
+        return grabcut_mask(self.frames.get(index), box, iterations)
+
+    # -- propagation ---------------------------------------------------------------------
+    def _require_idle(self) -> None:
+        if self.job is not None and self.job.state == "running":
+            raise SSMVOSError("a propagation is running in this session: wait for it or cancel it")
+
+    def start(self, direction: str, runner: Callable[[Callable[[], None]], None]) -> Job:
+        """Start a propagation ``direction`` (forward, backward, both) through ``runner``,
+        which runs the given callable off the request thread."""
+        if direction not in DIRECTIONS:
+            raise SSMVOSError(f"direction must be one of {', '.join(DIRECTIONS)}, not {direction!r}")
+        self._require_idle()
+        if not self.annotations:
+            raise SSMVOSError("draw or import a mask of at least one object first")
+        job = Job(direction, total=self.state.num_frames)
+        self.job = job
+        runner(lambda: self._run(job, direction))
+        return job
+
+    def _run(self, job: Job, direction: str) -> None:
+        try:
+            with self.network_lock:
+                start = self._give_masks()
+                passes = {"forward": [False], "backward": [True], "both": [False, True]}[direction]
+                job.total = sum(self._span(start, reverse) for reverse in passes)
+                job.emit(type="start", total=job.total)
+                for reverse in passes:
+                    if job.cancel.is_set():
+                        break
+                    self._pass(job, start, reverse)
+            job.state = "cancelled" if job.cancel.is_set() else "done"
+        except SSMVOSError as exc:
+            job.state, job.message = "error", str(exc)
+        except Exception as exc:  # noqa: BLE001 - reported on the page, logged by the server
+            job.state, job.message = "error", f"internal error: {type(exc).__name__}: {exc}"
+            raise
+        finally:
+            job.emit(type=job.state, done=job.done, total=job.total, message=job.message)
+
+    def _span(self, start: int, reverse: bool) -> int:
+        return start + 1 if reverse else self.state.num_frames - start
+
+    def _give_masks(self) -> int:
+        """Hand the predictor the masks it has not seen (new objects, corrections); returns
+        the frame propagation starts from: the earliest changed annotation, else the first."""
+        changed = []
+        for index in sorted(self.annotations):
+            labels = self.annotation(index)
+            for obj in (int(v) for v in np.unique(labels) if v):
+                mask = labels == obj
+                digest = hashlib.sha1(np.packbits(mask).tobytes()).hexdigest()
+                if self.given.get((index, obj)) != digest:
+                    self.predictor.add_new_mask(self.state, index, obj, mask)
+                    self.given[(index, obj)] = digest
+                    changed.append(index)
+        return min(changed) if changed else min(self.annotations)
+
+    def _pass(self, job: Job, start: int, reverse: bool) -> None:
+        from ..inference.merge import merge_frame
+
+        frames = self.predictor.propagate_in_video(self.state, start_frame_idx=start, reverse=reverse)
+        try:
+            for frame_idx, obj_ids, masks in frames:
+                if job.cancel.is_set():
+                    return
+                if obj_ids:
+                    soft = [(m * 255).astype(np.uint8) for m in masks]
+                    labels = merge_frame(obj_ids, soft)
+                else:
+                    labels = np.zeros((self.state.height, self.state.width), np.uint8)
+                with self.lock:
+                    self.results[frame_idx] = labels_to_png(labels)
+                job.done += 1
+                job.emit(type="frame", frame=int(frame_idx), done=job.done, total=job.total)
+        finally:
+            close = getattr(frames, "close", None)
+            if close is not None:
+                close()
+
+    # -- export --------------------------------------------------------------------------
+    def export_zip(self) -> Path:
+        """The results as DAVIS palette PNGs, ``<frame name>.png``, in a zip."""
+        if not self.results:
+            raise SSMVOSError("nothing to export yet: propagate first")
+        path = self.folder / "masks.zip"
+        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
+            for index in sorted(self.results):
+                zf.writestr(f"{self.frames.name(index)}.png", labels_to_png(self.result(index), palette=True))
+        return path
+
+    def export_overlay(self) -> Path:
+        """The results blended onto the frames, as an mp4."""
+        from ..inference.overlay import OverlayWriter, blend
+
+        if not self.results:
+            raise SSMVOSError("nothing to export yet: propagate first")
+        path = self.folder / "overlay.mp4"
+        writer = OverlayWriter(path, self.state.width, self.state.height, self.frames.fps or 24.0)
+        try:
+            empty = np.zeros((self.state.height, self.state.width), np.uint8)
+            for index in range(self.state.num_frames):
+                labels = self.result(index) if index in self.results else empty
+                writer.write(blend(self.frames.get(index), labels))
+        except BaseException:
+            writer.abort()
+            raise
+        return writer.close()
+
+    def session_file(self) -> dict:
+        """The video's source and the user's masks (PNG, base64) as JSON, for reopening."""
+        import base64
+
+        if self.state is None:
+            raise SSMVOSError("no video is open in this session")
+        return {"format": SESSION_FORMAT, "video": self.source,
+                "frames": self.state.num_frames, "width": self.state.width, "height": self.state.height,
+                "masks": {str(i): base64.b64encode(self.annotations[i]).decode() for i in sorted(self.annotations)}}
+
+    def load_session_masks(self, data: dict) -> dict:
+        """Take the masks of a session file made for this video."""
+        import base64
+
+        if not isinstance(data, dict) or data.get("format") != SESSION_FORMAT:
+            raise SSMVOSError(f"not an ssmvos session file (its 'format' is not {SESSION_FORMAT!r})")
+        if (data.get("width"), data.get("height")) != (self.state.width, self.state.height):
+            raise SSMVOSError(f"the session file is for {data.get('width')}x{data.get('height')} frames, the open "
+                              f"video is {self.state.width}x{self.state.height}")
+        masks = data.get("masks")
+        if not isinstance(masks, dict):
+            raise SSMVOSError("the session file has no 'masks' object")
+        parsed = {}
+        for key, value in masks.items():
+            try:
+                index, raw = int(key), base64.b64decode(value, validate=True)
+            except (ValueError, TypeError):
+                raise SSMVOSError(f"the session file's mask {key!r} is not a frame number with base64 PNG data") from None
+            parsed[index] = png_to_labels(raw, f"the session file's mask of frame {key}")
+        for index, labels in parsed.items():
+            self.set_annotation(index, labels)
+        return self.info()
+
+    def close(self) -> None:
+        if self.job is not None:
+            self.job.cancel.set()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def session_json(session: AppSession) -> bytes:
+    return json.dumps(session.session_file(), indent=1).encode()

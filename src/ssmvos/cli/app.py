@@ -1,0 +1,83 @@
+"""``ssmvos app``: a local web app to segment your own video in the browser."""
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import socket
+import sys
+
+INSTALL = 'pip install -e ".[app]"  (or: pip install "ssmvos[app]")'
+
+
+def add_parser(subparsers) -> None:
+    from ..options import DEVICE_HELP, DEVICES, PRECISION_HELP, PRECISIONS
+
+    p = subparsers.add_parser(
+        "app", help="segment your own video in the browser (local web app)",
+        description="Serve a web page where you open a video, draw masks of objects on any frame (brush, eraser, "
+        "polygon, fill, or a box that GrabCut turns into a mask), propagate them forward or backward, correct "
+        "any frame and export the masks, an overlay video and a session file. Needs the [app] extra: " + INSTALL,
+        epilog="On a remote GPU server, keep the default --host 127.0.0.1 and tunnel the port: "
+        "ssh -L 7860:localhost:7860 server, then open http://localhost:7860 on your machine.")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only; others get a warning)")
+    p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    p.add_argument("--weights", default="davis17", help="published model name or checkpoint path (default davis17)")
+    p.add_argument("--root", help="folder whose videos and frame folders the page may open (default: uploads only)")
+    p.add_argument("--demo", action="store_true", help="open the bundled DAVIS clip in every new session")
+    p.add_argument("--input-size", type=int, default=512, help="network input size, square (default 512; >= 193)")
+    p.add_argument("--device", choices=DEVICES, default="auto", help=DEVICE_HELP)
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32", help=PRECISION_HELP)
+    p.add_argument("--max-upload-mb", type=int, default=1024, help="largest upload accepted, in MiB (default 1024)")
+    p.set_defaults(func=run)
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..errors import SSMVOSError
+
+    try:
+        import starlette  # noqa: F401
+        import uvicorn
+    except ImportError:
+        raise SSMVOSError(f"ssmvos app needs its extra packages: {INSTALL}") from None
+    from ..app.server import AppConfig, create_app
+    from ..checkpoint import load_checkpoint
+    from ..inference.predictor import VideoPredictor
+    from ..weights import resolve_weights
+    from .common import check_network_input
+
+    if not 1 <= args.port <= 65535:
+        raise SSMVOSError(f"--port must lie in 1..65535, not {args.port}")
+    if args.max_upload_mb < 1:
+        raise SSMVOSError(f"--max-upload-mb must be at least 1, not {args.max_upload_mb}")
+    root = None
+    if args.root is not None:
+        root = Path(args.root).expanduser()
+        if not root.is_dir():
+            raise SSMVOSError(f"--root {root} is not a folder")
+    try:  # the port first: a busy port should not wait for the model
+        with socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET) as probe:
+            probe.bind((args.host, args.port))
+    except OSError as exc:
+        raise SSMVOSError(f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc}); pick another --port "
+                          "or --host") from None
+    model = load_checkpoint(resolve_weights(args.weights))
+    check_network_input(args.input_size, args.input_size, model.config["keep_topk"], "--input-size", None)
+    predictor = VideoPredictor(model, args.input_size, device=args.device, precision=args.precision)
+    app = create_app(predictor, AppConfig(root=root, demo=args.demo, max_upload_mb=args.max_upload_mb))
+    if not _loopback(args.host):
+        print(f"warning: listening on {args.host}: anyone who can reach this address can use the app and "
+              "upload files; there is no login", file=sys.stderr)
+    shown = "localhost" if args.host in ("127.0.0.1", "::1", "0.0.0.0", "::") else args.host
+    print(f"ssmvos app on {predictor.engine.device}: open http://{shown}:{args.port}/  (Ctrl-C stops it)", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
