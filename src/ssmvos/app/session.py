@@ -166,8 +166,7 @@ class AppSession:
         self.source = ""  # what was opened, for the session file
         self.owned: Path | None = None  # the upload folder of the open video
         self.annotations: dict[int, bytes] = {}  # frame -> grayscale PNG of the user's label map
-        self.given: dict[tuple[int, int], str] = {}  # (frame, object) -> digest of the mask given to the predictor
-        self.results: dict[int, bytes] = {}  # frame -> grayscale PNG of the merged result
+        self.given: dict[int, dict[int, str]] = {}  # object -> frame -> digest of the mask the predictor has
         self.job: Job | None = None
         self._jpegs: OrderedDict[int, bytes] = OrderedDict()
 
@@ -178,14 +177,15 @@ class AppSession:
         ``owned``: a folder holding an uploaded video, deleted when another video replaces it.
         """
         self._require_idle()
-        state = self.predictor.init_state(video)
+        state = self.predictor.init_state(video, keep_results=True)
         with self.lock:
-            previous = self.owned
+            previous, old_state = self.owned, self.state
             self.state, self.source, self.owned = state, source, owned
             self.annotations.clear()
             self.given.clear()
-            self.results.clear()
             self._jpegs.clear()
+        if old_state is not None:
+            self.predictor.close_state(old_state)
         if previous is not None and previous != owned:
             shutil.rmtree(previous, ignore_errors=True)
         return self.info()
@@ -203,7 +203,7 @@ class AppSession:
             out["video"] = {"source": self.source, "frames": self.state.num_frames, "width": self.state.width,
                             "height": self.state.height, "fps": self.frames.fps,
                             "names": [self.frames.name(i) for i in range(self.state.num_frames)],
-                            "annotated": sorted(self.annotations), "results": sorted(self.results),
+                            "annotated": sorted(self.annotations), "results": self.result_frames(),
                             "objects": self.object_ids()}
         if job is not None:
             out["job"] = {"kind": job.kind, "state": job.state, "done": job.done, "total": job.total,
@@ -250,9 +250,21 @@ class AppSession:
         return None if data is None else png_to_labels(data, f"the mask of frame {index}")
 
     def result(self, index: int) -> np.ndarray | None:
+        """The merged labels of frame ``index`` from the predictor's kept results (None if none)."""
+        from ..inference.merge import merge_frame
+
         self._check_frame(index)
-        data = self.results.get(index)
-        return None if data is None else png_to_labels(data, f"the result of frame {index}")
+        found = self.predictor.frame_result(self.state, index)
+        if found is None:
+            return None
+        return merge_frame(found.object_ids, list(found.soft))
+
+    def result_frames(self) -> list[int]:
+        """The frames with kept results (given masks count: they are their frame's result)."""
+        store, objects = self.state.results, self.state.objects
+        if store is None:
+            return []
+        return sorted(f for f in store.frames() if any(o in objects for o in store.objects_at(f)))
 
     def object_ids(self) -> list[int]:
         ids: set[int] = set()
@@ -309,50 +321,57 @@ class AppSession:
         return start + 1 if reverse else self.state.num_frames - start
 
     def _give_masks(self) -> int:
-        """Hand the predictor the masks it has not seen (new objects, corrections); returns
-        the frame propagation starts from: the earliest changed annotation, else the first."""
-        changed = []
+        """Hand the predictor what changed in the user's masks since the last propagation: new
+        objects and corrections (``add_new_mask``), objects erased everywhere
+        (``remove_object``); an object that lost a mask on some frame is given anew. Returns the
+        frame propagation starts from: the earliest change, else the first mask."""
+        wanted: dict[int, dict[int, np.ndarray]] = {}
         for index in sorted(self.annotations):
             labels = self.annotation(index)
             for obj in (int(v) for v in np.unique(labels) if v):
-                mask = labels == obj
-                digest = hashlib.sha1(np.packbits(mask).tobytes()).hexdigest()
-                if self.given.get((index, obj)) != digest:
-                    self.predictor.add_new_mask(self.state, index, obj, mask)
-                    self.given[(index, obj)] = digest
+                wanted.setdefault(obj, {})[index] = labels == obj
+        changed: list[int] = []
+        for obj in sorted(set(self.given) - set(wanted)):
+            self.predictor.remove_object(self.state, obj)
+            changed.append(min(self.given.pop(obj)))
+        for obj, masks in wanted.items():
+            digests = {f: hashlib.sha1(np.packbits(m).tobytes()).hexdigest() for f, m in masks.items()}
+            had = self.given.get(obj, {})
+            if set(had) - set(digests):  # a mask was taken away: the object is given again from scratch
+                self.predictor.remove_object(self.state, obj)
+                changed.append(min(had))
+                had = {}
+            for index in sorted(masks):  # in frame order: an object's first mask is its reference
+                if had.get(index) != digests[index]:
+                    self.predictor.add_new_mask(self.state, index, obj, masks[index])
                     changed.append(index)
+            self.given[obj] = digests
         return min(changed) if changed else min(self.annotations)
 
     def _pass(self, job: Job, start: int, reverse: bool) -> None:
-        from ..inference.merge import merge_frame
-
         frames = self.predictor.propagate_in_video(self.state, start_frame_idx=start, reverse=reverse)
         try:
-            for frame_idx, obj_ids, masks in frames:
+            for result in frames:  # the predictor keeps each frame's results
                 if job.cancel.is_set():
                     return
-                if obj_ids:
-                    soft = [(m * 255).astype(np.uint8) for m in masks]
-                    labels = merge_frame(obj_ids, soft)
-                else:
-                    labels = np.zeros((self.state.height, self.state.width), np.uint8)
-                with self.lock:
-                    self.results[frame_idx] = labels_to_png(labels)
                 job.done += 1
-                job.emit(type="frame", frame=int(frame_idx), done=job.done, total=job.total)
+                job.emit(type="frame", frame=int(result.frame_index), done=job.done, total=job.total)
         finally:
-            close = getattr(frames, "close", None)
-            if close is not None:
-                close()
+            frames.close()
 
     # -- export --------------------------------------------------------------------------
+    def _require_results(self) -> list[int]:
+        frames = self.result_frames()
+        if not frames:
+            raise SSMVOSError("nothing to export yet: propagate first")
+        return frames
+
     def export_zip(self) -> Path:
         """The results as DAVIS palette PNGs, ``<frame name>.png``, in a zip."""
-        if not self.results:
-            raise SSMVOSError("nothing to export yet: propagate first")
+        frames = self._require_results()
         path = self.folder / "masks.zip"
         with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
-            for index in sorted(self.results):
+            for index in frames:
                 zf.writestr(f"{self.frames.name(index)}.png", labels_to_png(self.result(index), palette=True))
         return path
 
@@ -360,14 +379,13 @@ class AppSession:
         """The results blended onto the frames, as an mp4."""
         from ..inference.overlay import OverlayWriter, blend
 
-        if not self.results:
-            raise SSMVOSError("nothing to export yet: propagate first")
+        done = set(self._require_results())
         path = self.folder / "overlay.mp4"
         writer = OverlayWriter(path, self.state.width, self.state.height, self.frames.fps or 24.0)
         try:
             empty = np.zeros((self.state.height, self.state.width), np.uint8)
             for index in range(self.state.num_frames):
-                labels = self.result(index) if index in self.results else empty
+                labels = self.result(index) if index in done else empty
                 writer.write(blend(self.frames.get(index), labels))
         except BaseException:
             writer.abort()
@@ -386,32 +404,60 @@ class AppSession:
 
     def load_session_masks(self, data: dict) -> dict:
         """Take the masks of a session file made for this video."""
-        import base64
-
-        if not isinstance(data, dict) or data.get("format") != SESSION_FORMAT:
-            raise SSMVOSError(f"not an ssmvos session file (its 'format' is not {SESSION_FORMAT!r})")
-        if (data.get("width"), data.get("height")) != (self.state.width, self.state.height):
-            raise SSMVOSError(f"the session file is for {data.get('width')}x{data.get('height')} frames, the open "
-                              f"video is {self.state.width}x{self.state.height}")
-        masks = data.get("masks")
-        if not isinstance(masks, dict):
-            raise SSMVOSError("the session file has no 'masks' object")
-        parsed = {}
-        for key, value in masks.items():
-            try:
-                index, raw = int(key), base64.b64decode(value, validate=True)
-            except (ValueError, TypeError):
-                raise SSMVOSError(f"the session file's mask {key!r} is not a frame number with base64 PNG data") from None
-            parsed[index] = png_to_labels(raw, f"the session file's mask of frame {key}")
-        for index, labels in parsed.items():
+        if self.state is None:
+            raise SSMVOSError("no video is open in this session")
+        size, masks = parse_session(data, "the session file")
+        if size != (self.state.width, self.state.height):
+            raise SSMVOSError(f"the session file is for {size[0]}x{size[1]} frames, the open video is "
+                              f"{self.state.width}x{self.state.height}")
+        for index, labels in masks.items():
             self.set_annotation(index, labels)
         return self.info()
 
     def close(self) -> None:
         if self.job is not None:
             self.job.cancel.set()
+        if self.state is not None:
+            with self.network_lock:  # not while a propagation still reads it
+                self.predictor.close_state(self.state)
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def session_json(session: AppSession) -> bytes:
     return json.dumps(session.session_file(), indent=1).encode()
+
+
+def parse_session(data: object, what: str) -> tuple[tuple[int, int], dict[int, np.ndarray]]:
+    """A session file's frame size (width, height) and masks (frame -> H×W uint8 labels)."""
+    import base64
+
+    if not isinstance(data, dict) or data.get("format") != SESSION_FORMAT:
+        raise SSMVOSError(f"{what} is not an ssmvos session file (its 'format' is not {SESSION_FORMAT!r})")
+    masks = data.get("masks")
+    size = data.get("width"), data.get("height")
+    if not isinstance(masks, dict) or not all(isinstance(v, int) and v > 0 for v in size):
+        raise SSMVOSError(f"{what} lacks its 'width', 'height' or 'masks'")
+    parsed = {}
+    for key, value in masks.items():
+        try:
+            index, raw = int(key), base64.b64decode(value, validate=True)
+        except (ValueError, TypeError):
+            raise SSMVOSError(f"{what}: mask {key!r} is not a frame number with base64 PNG data") from None
+        if index < 0:
+            raise SSMVOSError(f"{what}: mask for frame {index}: frame numbers start at 0")
+        labels = png_to_labels(raw, f"{what}'s mask of frame {key}")
+        if labels.shape != (size[1], size[0]):
+            raise SSMVOSError(f"{what}: the mask of frame {key} is {labels.shape[1]}x{labels.shape[0]}, not "
+                              f"{size[0]}x{size[1]}")
+        parsed[index] = labels
+    return size, parsed
+
+
+def read_session_file(path: str | Path) -> dict[int, np.ndarray]:
+    """The masks (frame -> H×W uint8 labels) of a session file saved by ``ssmvos app``."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SSMVOSError(f"cannot read the session file {path} ({type(exc).__name__})") from None
+    return parse_session(data, f"session file {path}")[1]

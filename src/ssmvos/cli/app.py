@@ -10,7 +10,8 @@ INSTALL = 'pip install -e ".[app]"  (or: pip install "ssmvos[app]")'
 
 
 def add_parser(subparsers) -> None:
-    from ..options import DEVICE_HELP, DEVICES, PRECISION_HELP, PRECISIONS
+    from .common import add_inference_flags
+    from .types import add_input_size_flags, int_range
 
     p = subparsers.add_parser(
         "app", help="segment your own video in the browser (local web app)",
@@ -21,14 +22,13 @@ def add_parser(subparsers) -> None:
         "ssh -L 7860:localhost:7860 server, then open http://localhost:7860 on your machine.")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only; others get a warning)")
-    p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    p.add_argument("--port", type=int_range(1, 65535), default=7860, help="port (default 7860)")
     p.add_argument("--weights", default="davis17", help="published model name or checkpoint path (default davis17)")
     p.add_argument("--root", help="folder whose videos and frame folders the page may open (default: uploads only)")
     p.add_argument("--demo", action="store_true", help="open the bundled DAVIS clip in every new session")
-    p.add_argument("--input-size", type=int, default=512, help="network input size, square (default 512; >= 193)")
-    p.add_argument("--device", choices=DEVICES, default="auto", help=DEVICE_HELP)
-    p.add_argument("--precision", choices=PRECISIONS, default="fp32", help=PRECISION_HELP)
-    p.add_argument("--max-upload-mb", type=int, default=1024, help="largest upload accepted, in MiB (default 1024)")
+    add_input_size_flags(p)
+    add_inference_flags(p)
+    p.add_argument("--max-upload-mb", type=int_range(1), default=1024, help="largest upload accepted, in MiB (default 1024)")
     p.set_defaults(func=run)
 
 
@@ -53,12 +53,11 @@ def run(args: argparse.Namespace) -> int:
     from ..checkpoint import load_checkpoint
     from ..inference.predictor import VideoPredictor
     from ..weights import resolve_weights
-    from .common import check_network_input
+    from .common import backend_options, check_network_input
+    from .types import INPUT_SIZE_FLAGS
 
-    if not 1 <= args.port <= 65535:
-        raise SSMVOSError(f"--port must lie in 1..65535, not {args.port}")
-    if args.max_upload_mb < 1:
-        raise SSMVOSError(f"--max-upload-mb must be at least 1, not {args.max_upload_mb}")
+    size = (args.input_height, args.input_width)
+    check_network_input(*size, None, INPUT_SIZE_FLAGS, None)  # before any download
     root = None
     if args.root is not None:
         root = Path(args.root).expanduser()
@@ -71,8 +70,8 @@ def run(args: argparse.Namespace) -> int:
         raise SSMVOSError(f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc}); pick another --port "
                           "or --host") from None
     model = load_checkpoint(resolve_weights(args.weights))
-    check_network_input(args.input_size, args.input_size, model.config["keep_topk"], "--input-size", None)
-    predictor = VideoPredictor(model, args.input_size, device=args.device, precision=args.precision)
+    check_network_input(*size, model.config["keep_topk"], INPUT_SIZE_FLAGS, None)
+    predictor = VideoPredictor(model, size, device=args.device, precision=args.precision, **backend_options(args))
     app = create_app(predictor, AppConfig(root=root, demo=args.demo, max_upload_mb=args.max_upload_mb))
     if not _loopback(args.host):
         print(f"warning: listening on {args.host}: anyone who can reach this address can use the app and "

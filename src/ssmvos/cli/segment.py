@@ -32,6 +32,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mask", action="append", metavar="[FRAME:]PATH",
                    help="mask PNG for frame 0, or FRAME:PATH for another frame (frames count from 0); repeat it "
                    "for masks on several frames (required unless --demo)")
+    p.add_argument("--session", metavar="FILE",
+                   help="take the masks of a session file saved by 'ssmvos app' (with any --mask given too)")
     p.add_argument("--direction", choices=["forward", "backward", "both"], default=None,
                    help="forward from the first mask, backward from the last, or both: frames before the first "
                    "mask backward and the rest forward (default both; live sources: forward only)")
@@ -66,6 +68,22 @@ def parse_mask(text: str) -> tuple[int, str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    import tempfile
+
+    masks = [parse_mask(m) for m in args.mask or []]
+    with tempfile.TemporaryDirectory(prefix="ssmvos-session-") as folder:
+        if args.session:  # the app's masks, as the mask files the rest reads
+            from ..app.session import read_session_file
+            from ..data.io import write_palette_png
+
+            for frame, labels in sorted(read_session_file(args.session).items()):
+                path = f"{folder}/{frame:05d}.png"
+                write_palette_png(path, labels)
+                masks.append((frame, path))
+        return _segment(args, masks)
+
+
+def _segment(args: argparse.Namespace, masks: list[tuple[int, str]]) -> int:
     from ..atomic import check_output_file, check_output_folder
     from ..checkpoint import load_checkpoint
     from ..errors import SSMVOSError
@@ -73,14 +91,13 @@ def run(args: argparse.Namespace) -> int:
     from ..inference.segment import demo_clip, segment_video
     from ..weights import resolve_weights
 
-    masks = [parse_mask(m) for m in args.mask or []]
     if args.demo:
         video, demo_mask = demo_clip()
         masks = masks or [(0, demo_mask)]
     else:
         video = args.video or args.frames
         if not masks:
-            raise SSMVOSError("--mask is required (the first-frame mask PNG, or FRAME:PATH)")
+            raise SSMVOSError("--mask is required (the first-frame mask PNG, or FRAME:PATH), or --session FILE")
     size = (args.input_height, args.input_width)
     check_network_input(*size, None, INPUT_SIZE_FLAGS, None)  # before any download
     check_output_folder(args.out, "--out")

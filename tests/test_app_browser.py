@@ -1,0 +1,175 @@
+"""ssmvos app in a real browser (headless Chromium): the demo clip, a box -> GrabCut mask,
+propagation, a correction on a later frame, re-propagation, and the exported zip.
+
+Needs the [app] extra, Playwright's Python package and a Chromium binary (Debian's
+`chromium`, installed by .ci/run); skips with the reason otherwise.
+"""
+from __future__ import annotations
+
+import io
+import shutil
+import socket
+import threading
+import time
+import urllib.request
+import zipfile
+
+import numpy as np
+import pytest
+
+pytest.importorskip("starlette", reason="the app's extra is not installed: pip install -e '.[app]'")
+uvicorn = pytest.importorskip("uvicorn", reason="the app's extra is not installed: pip install -e '.[app]'")
+playwright = pytest.importorskip("playwright.sync_api", reason="needs the playwright Python package")
+
+from conftest import assert_clean_error, run_cli  # noqa: E402
+from ssmvos.app.server import AppConfig, create_app  # noqa: E402
+from ssmvos.data.io import read_mask  # noqa: E402
+from ssmvos.inference.predictor import VideoPredictor  # noqa: E402
+from ssmvos.inference.segment import demo_clip  # noqa: E402
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary (apt-get install chromium)")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+TIMEOUT_MS = 300_000  # generous: the network runs on a busy 2-core CPU
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(model, tmp_path_factory):
+    predictor = VideoPredictor(model, 224, device="cpu")
+    app = create_app(predictor, AppConfig(demo=True, workdir=tmp_path_factory.mktemp("app")))
+    port = free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not srv.started:
+        assert time.monotonic() < deadline, "the app did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", app
+    srv.should_exit = True
+    thread.join(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        context = browser.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True)
+        pg = context.new_page()
+        pg.set_default_timeout(TIMEOUT_MS)
+        yield pg
+        browser.close()
+
+
+def results(server, sid: str, frames: int) -> list[bytes | None]:
+    out = []
+    for k in range(frames):
+        with urllib.request.urlopen(f"{server[0]}/api/sessions/{sid}/frames/{k}/result") as r:
+            out.append(r.read() if r.status == 200 else None)
+    return out
+
+
+def canvas_point(page, x: float, y: float) -> tuple[float, float]:
+    """Page coordinates of pixel (x, y) of the 854x480 frame shown scaled in the canvas."""
+    box = page.locator("#view").bounding_box()
+    return box["x"] + x * box["width"] / 854, box["y"] + y * box["height"] / 480
+
+
+def wait_saved(page, before: int) -> None:
+    page.wait_for_function(f"Number(document.getElementById('canvas-wrap').dataset.saved || 0) > {before}")
+
+
+def saved(page) -> int:
+    return int(page.eval_on_selector("#canvas-wrap", "e => Number(e.dataset.saved || 0)"))
+
+
+def propagate(page, button: str) -> None:
+    page.evaluate("document.body.dataset.job = ''")
+    page.click(button)
+    page.wait_for_function("document.body.dataset.job === 'done'")
+
+
+def test_box_propagate_correct_repropagate_export(server, page, tmp_path, reference_checkpoint):
+    page.goto(server[0])
+    page.wait_for_function("document.getElementById('frame-label').textContent.startsWith('frame 1 / 30')")
+    sid = page.evaluate("location.hash").split("s=")[1]
+
+    # box -> mask on frame 0 (the tool selected by default), around the demo clip's car
+    gt = read_mask(demo_clip()[1]) > 0
+    before = saved(page)
+    page.mouse.move(*canvas_point(page, 293, 68))
+    page.mouse.down()
+    page.mouse.move(*canvas_point(page, 500, 200), steps=5)
+    page.mouse.move(*canvas_point(page, 674, 301), steps=5)
+    page.mouse.up()
+    wait_saved(page, before)
+    with urllib.request.urlopen(f"{server[0]}/api/sessions/{sid}/frames/0/annotation") as r:
+        mask = np.frombuffer(r.read(), np.uint8).reshape(480, 854)
+    assert set(np.unique(mask)) == {0, 1}
+    assert ((mask > 0) & gt).sum() / ((mask > 0) | gt).sum() > 0.6  # GrabCut found the car
+
+    # propagate forward: every frame gets a result, shown on the page as frames arrive
+    propagate(page, "#forward")
+    first = results(server, sid, 30)
+    assert all(r is not None for r in first)
+    assert "Done: 30 frames" in page.inner_text("#status")
+    # the current frame shows the mask in the object's palette colour (DAVIS colour 1: red)
+    pixel = page.evaluate("Array.from(document.getElementById('view').getContext('2d')"
+                          ".getImageData(480, 180, 1, 1).data)")
+    assert pixel[0] > pixel[1] + 40 and pixel[0] > pixel[2] + 40
+
+    # go to frame 16, take its result as the mask, correct it with the brush, propagate again
+    page.fill("#slider", "15")
+    page.dispatch_event("#slider", "input")
+    page.wait_for_function("document.getElementById('frame-label').textContent.startsWith('frame 16 / 30')")
+    page.click("#from-result")
+    page.check('input[name="tool"][value="brush"]')
+    before = saved(page)
+    page.mouse.move(*canvas_point(page, 100, 400))
+    page.mouse.down()
+    page.mouse.move(*canvas_point(page, 200, 420), steps=8)
+    page.mouse.up()
+    wait_saved(page, before)
+    with urllib.request.urlopen(f"{server[0]}/api/sessions/{sid}/frames/15/annotation") as r:
+        mask15 = np.frombuffer(r.read(), np.uint8).reshape(480, 854)
+    propagate(page, "#forward")
+    second = results(server, sid, 30)
+    assert second[:15] == first[:15]  # frames before the correction are untouched
+    assert second[15] != first[15]  # the corrected frame and what follows are recomputed
+    info = server[1].state.sessions.get(sid).info()
+    assert info["job"]["total"] == 15 and info["job"]["state"] == "done"  # only frames 16..30 ran
+
+    # export the masks: a zip of 30 palette PNGs named like the frames
+    with page.expect_download() as download:
+        page.click("#export-zip")
+    path = tmp_path / "masks.zip"
+    download.value.save_as(path)
+    with zipfile.ZipFile(path) as zf:
+        names = sorted(zf.namelist())
+        assert names == [f"{k:05d}.png" for k in range(30)]
+        from PIL import Image
+
+        image = Image.open(io.BytesIO(zf.read("00015.png")))
+        assert image.mode == "P" and image.size == (854, 480)
+        assert np.asarray(image).max() == 1
+
+    # the session file: `ssmvos segment` takes its masks (frames 0 and 15) and segments the clip
+    with page.expect_download() as download:
+        page.click("#export-session")
+    session = tmp_path / "session.json"
+    download.value.save_as(session)
+    proc = run_cli("segment", "--frames", demo_clip()[0], "--session", session, "--out", tmp_path / "cli",
+                   "--weights", reference_checkpoint, "--input-size", 224, "--device", "cpu", "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    assert "1 object(s) in 30 frames" in proc.stdout
+    assert (read_mask(tmp_path / "cli" / "00015.png") > 0).sum() == (mask15 > 0).sum()  # its given mask
+    session.write_text("{}")
+    assert_clean_error(run_cli("segment", "--frames", demo_clip()[0], "--session", session, "--out", tmp_path / "x",
+                               "--weights", reference_checkpoint), "not an ssmvos session file")
