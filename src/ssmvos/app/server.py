@@ -209,11 +209,14 @@ def create_app(predictor, config: AppConfig | None = None) -> Starlette:
         data = await run_in_threadpool(session_of(request).frame_jpeg, frame_of(request))
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
-    async def get_annotation(request: Request) -> Response:
-        labels = session_of(request).annotation(frame_of(request))
+    def labels_response(labels: np.ndarray | None) -> Response:
+        """A label map as raw bytes; 204 (no content) when the frame has none."""
         if labels is None:
             return Response(status_code=204)
         return Response(labels.tobytes(), media_type="application/octet-stream")
+
+    async def get_annotation(request: Request) -> Response:
+        return labels_response(session_of(request).annotation(frame_of(request)))
 
     async def put_annotation(request: Request) -> Response:
         session = session_of(request)
@@ -226,10 +229,7 @@ def create_app(predictor, config: AppConfig | None = None) -> Starlette:
         return JSONResponse(await run_in_threadpool(session.set_annotation, frame_of(request), labels))
 
     async def get_result(request: Request) -> Response:
-        labels = session_of(request).result(frame_of(request))
-        if labels is None:
-            return Response(status_code=204)
-        return Response(labels.tobytes(), media_type="application/octet-stream")
+        return labels_response(await run_in_threadpool(session_of(request).result, frame_of(request)))
 
     async def grabcut(request: Request) -> Response:
         session = session_of(request)
