@@ -12,7 +12,9 @@ Sections (all on real DAVIS 2016 frames from ``--shared``, default ../shared):
   compiled: asserted. TF32, bf16 and fp16: agreement of merged masks with fp32, reported.
 * inference: 854x480 frames, input 512, one object, object-frames/s of (a) the original's
   per-frame loop re-stated (plain fp32 NCHW forward, reference re-encoded every frame)
-  and (b) the engine in each precision, plain / CUDA graphs / torch.compile / both; the
+  and (b) the engine in each precision, plain / CUDA graphs / torch.compile / both, with
+  its default geometry (crop, resize, paste-back on the GPU when on CUDA) and, for fp32
+  and bf16 + CUDA graphs, the other one (OpenCV on the host; on a CPU: the tensor path); the
   network alone; then 1, 2, 5, 10 objects batched. Peak GPU memory for each.
 * evaluate: ``evaluate_split`` end to end (decode, network, paste-back, PNG writing) and
   where its time goes.
@@ -562,9 +564,9 @@ def torchrun_resume(report: Report, device: torch.device, split: Path, args, wor
 
 
 # --------------------------------------------------------------------------- main
-def variant_name(precision: str, compile: bool, graphs: bool) -> str:
+def variant_name(precision: str, compile: bool, graphs: bool, host_geometry: bool = False) -> str:
     extras = [x for x, on in (("compile", compile), ("CUDA graphs", graphs)) if on]
-    return precision + ("" if not extras else " + " + " + ".join(extras))
+    return precision + ("" if not extras else " + " + " + ".join(extras)) + (", host geometry" if host_geometry else "")
 
 
 def main() -> int:
@@ -614,6 +616,10 @@ def main() -> int:
 
     graphs = [False, True] if cuda else [False]
     plain = [(variant_name(p, False, g), {"precision": p, "cuda_graphs": g}) for p in precisions for g in graphs]
+    # the engine's geometry runs on the device by default on CUDA, on the host elsewhere: the other one too
+    host = ([(variant_name(p, False, g, True), {"precision": p, "cuda_graphs": g, "device_geometry": False})
+             for p, g in (("fp32", False), ("bf16", True)) if p in precisions] if cuda else
+            [("fp32, device geometry", {"precision": "fp32", "device_geometry": True})])
     compiled = [(variant_name(p, True, g), {"precision": p, "compile": True, "cuda_graphs": g})
                 for p in (["bf16", "fp32", "fp16", "tf32"] if cuda else ["fp32"]) if p in precisions
                 for g in (graphs[::-1])]
@@ -626,7 +632,8 @@ def main() -> int:
 
         def correctness() -> None:
             guarded(report, "correctness", forward_golden, report, device, model, plain)
-            guarded(report, "correctness", pipeline, report, device, model, data, 3 if smoke else None, plain, work)
+            guarded(report, "correctness", pipeline, report, device, model, data, 3 if smoke else None, plain + host,
+                    work)
 
         def batched_section() -> None:
             picks = [(n, o) for n, o in plain if o["precision"] in args.batched.split(",") and o["cuda_graphs"] == cuda]
@@ -652,7 +659,8 @@ def main() -> int:
 
         runs = {
             "correctness": correctness,
-            "inference": lambda: guarded(report, "inference", inference, report, device, model, data, args, plain),
+            "inference": lambda: guarded(report, "inference", inference, report, device, model, data, args,
+                                         plain + host),
             "batched": batched_section,
             "evaluate": evaluate_section,
             "train": lambda: guarded(report, "train", train_rates, report, device, split, args, work),

@@ -16,6 +16,7 @@ from ssmvos.data.tensors import image_to_tensor, mask_to_tensor
 from ssmvos.inference.engine import Engine
 from ssmvos.inference.evaluate import evaluate_split, write_submission_zip
 from ssmvos.inference.predictor import VideoPredictor
+from ssmvos.inference.results import ResultStore
 
 SIZE = (224, 224)
 
@@ -123,3 +124,25 @@ def test_late_objects_background_frames_and_zip(tmp_path, model):
     with zipfile.ZipFile(zip_path) as zf:
         assert sorted(zf.namelist()) == [f"Annotations/v/{n}.png" for n in names]
     assert not list(tmp_path.glob(".sub.zip*"))
+
+
+def test_device_geometry_gives_the_same_results_as_opencv_on_the_host(model, libby):
+    """The engine's device path (boxes, crops and paste-back as tensor operations, the
+    previous masks kept where the network runs, results copied back) gives exactly the host
+    path's soft masks: forward in batches of one, then backward from a mask given at the end
+    with the results kept (chains resumed from stored masks)."""
+    runs = []
+    for on_device in (False, True):
+        engine = Engine(model, SIZE, 0.5, "cpu", max_batch=1, device_geometry=on_device)
+        assert engine.device_geometry is on_device
+        state = _state(engine, libby)
+        state.results = ResultStore(state.height, state.width)
+        forward = [r.soft.copy() for r in engine.propagate(state)]
+        last = read_mask(libby[-1]["mask_path"])
+        engine.add_object(state, 5, 1, object_mask(last, 1))
+        backward = [r.soft.copy() for r in engine.propagate(state, start=5, reverse=True, max_frames=3)]
+        runs.append((forward, backward))
+    (host_fwd, host_bwd), (dev_fwd, dev_bwd) = runs
+    assert len(host_fwd) == 6 and len(host_bwd) == 4
+    for a, b in zip(host_fwd + host_bwd, dev_fwd + dev_bwd):
+        np.testing.assert_array_equal(a, b)

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from ssmvos.data.geometry import CropBox, crop, crop_resize, mask_box, paste_back, resize_image, resize_mask
+from ssmvos.data.geometry import (CropBox, crop, crop_resize, crop_resize_tensors, mask_box, mask_boxes, paste_back,
+                                  resize_image, resize_mask)
 
 
 def rect_mask(h, w, x, y, bw, bh, value=1.0):
@@ -97,3 +98,46 @@ def test_resizes():
     assert r[20:40, 20:60].all() and r.sum() == pytest.approx(4 * m.sum(), rel=0.1)
     ci, cm = crop_resize(img, m, CropBox(10, 10, 30, 20), 40, 80)
     assert ci.shape == (40, 80, 3) and cm.shape == (40, 80) and cm.all()
+
+
+# -- the same geometry as tensor operations (the device path of the engine) ---------------------
+def _masks_for_boxes(rng, h, w):
+    """Masks whose boxes cover the cases: past every edge, tiny (whole frame), empty, scattered."""
+    yy, xx = np.mgrid[:h, :w]
+    out = [np.zeros((h, w), np.float32), rect_mask(h, w, 200, 200, 2, 2), rect_mask(h, w, 0, 0, w, h),
+           rect_mask(h, w, w - 40, h - 30, 40, 30), rect_mask(h, w, 0, 10, 25, 300),
+           (rng.random((h, w)) > 0.999).astype(np.float32), rect_mask(h, w, 100, 100, 50, 40, value=0.5)]
+    for _ in range(12):
+        cy, cx, r = rng.integers(0, h), rng.integers(0, w), rng.integers(3, 250)
+        out.append((((yy - cy) ** 2 + (xx - cx) ** 2) < r * r).astype(np.float32))
+    return out
+
+
+@pytest.mark.parametrize("margins", [0.5, 0.1, (0.2, 0.7, 0.3, 0.9)])
+def test_mask_boxes_on_tensors_equal_mask_box(margins):
+    rng = np.random.default_rng(1)
+    masks = _masks_for_boxes(rng, 480, 854)
+    want = [mask_box(m, margins) for m in masks]
+    got = mask_boxes(torch.from_numpy(np.stack(masks)), margins).tolist()
+    assert got == [[b.x1, b.y1, b.x2, b.y2] for b in want]
+    assert mask_boxes(torch.from_numpy(np.stack(masks) >= 1), margins).tolist() == got  # bool masks too
+
+
+@pytest.mark.parametrize("size", [(512, 512), (256, 256), (224, 224), (193, 300)])
+def test_crop_resize_on_tensors_equals_opencv(size):
+    """Bit for bit: OpenCV's uint8 fixed-point resize and the thresholded float resize, for
+    boxes inside, across and past the frame edges, enlarging and reducing (exactly 2× too)."""
+    rng = np.random.default_rng(sum(size))
+    h, w = 480, 854
+    image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    masks = _masks_for_boxes(rng, h, w)
+    boxes = [mask_box(m, 0.5) for m in masks]
+    boxes += [CropBox(-30, -50, -30 + 2 * size[1], -50 + 2 * size[0]), CropBox(3, 5, 3 + size[1], 5 + size[0]),
+              CropBox(800, 400, 1300, 700), CropBox(-900, -600, -10, -20)]
+    masks += [masks[-1]] * 4
+    got_images, got_masks = crop_resize_tensors(torch.from_numpy(image), torch.from_numpy(np.stack(masks)),
+                                                torch.tensor([[b.x1, b.y1, b.x2, b.y2] for b in boxes]), *size)
+    for k, (m, b) in enumerate(zip(masks, boxes)):
+        want_image, want_mask = crop_resize(image, m, b, *size)
+        np.testing.assert_array_equal(got_images[k].numpy(), want_image, err_msg=f"image, box {b}")
+        np.testing.assert_array_equal(got_masks[k].numpy(), want_mask.astype(np.uint8), err_msg=f"mask, box {b}")

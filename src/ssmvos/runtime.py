@@ -154,12 +154,13 @@ class NetworkRunner:
         self._graphs: dict[tuple, tuple[torch.cuda.CUDAGraph, list[Tensor], Tensor]] = {}
         self._pool = None
         self._staging: dict[tuple, tuple[Tensor, torch.cuda.Event]] = {}
+        self._pinned: dict[tuple, list[tuple[Tensor, torch.cuda.Event]]] = {}
 
     # -- inputs ------------------------------------------------------------------------
     def _to_device(self, t: Tensor) -> Tensor:
         """Host tensor -> device; on CUDA through a pinned staging buffer kept per shape
         (asynchronous copy; the buffer is reused once its previous copy has finished)."""
-        if self.device.type != "cuda":
+        if t.device == self.device or self.device.type != "cuda":
             return t.to(self.device)
         key = (tuple(t.shape), t.dtype)
         if key not in self._staging:
@@ -171,6 +172,33 @@ class NetworkRunner:
         out = host.to(self.device, non_blocking=True)
         copied.record()
         return out
+
+    def to_device(self, t: Tensor) -> Tensor:
+        """A host tensor on the device (asynchronously from pinned memory on CUDA); a device
+        tensor as it is."""
+        return self._to_device(t)
+
+    def to_host(self, tensors: list[Tensor]) -> "HostCopy":
+        """Start copying device tensors to the host (into pinned buffers on CUDA, without
+        waiting); :meth:`HostCopy.wait` gives them as host tensors."""
+        if self.device.type != "cuda":
+            return HostCopy([t.cpu() for t in tensors], None)
+        out = []
+        for t in tensors:
+            key = (tuple(t.shape), t.dtype)
+            ring = self._pinned.setdefault(key, [])
+            buffer = next((b for b, used in ring if used.query()), None) if len(ring) >= _PINNED_RING else None
+            if buffer is None:
+                with torch.inference_mode(False):
+                    buffer = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
+                ring.append((buffer, torch.cuda.Event()))
+            entry = next(e for e in ring if e[0] is buffer)
+            buffer.copy_(t, non_blocking=True)
+            entry[1].record()
+            out.append(buffer)
+        done = torch.cuda.Event()
+        done.record()
+        return HostCopy(out, done)
 
     def images(self, images: Tensor) -> Tensor:
         """N×H×W×3 uint8 host images -> normalised N×3×H×W float32 on the device."""
@@ -251,6 +279,25 @@ class NetworkRunner:
             dst.copy_(src)
         graph.replay()
         return out.clone()
+
+
+#: pinned buffers per shape for copies to the host; a buffer is reused once its copy is done
+#: and read (the engine reads a frame's results before the next but one is copied)
+_PINNED_RING = 3
+
+
+class HostCopy:
+    """Device-to-host copies in flight (:meth:`NetworkRunner.to_host`)."""
+
+    def __init__(self, tensors: list[Tensor], done: "torch.cuda.Event | None"):
+        self._tensors = tensors
+        self._done = done
+
+    def wait(self) -> list[Tensor]:
+        """The host tensors, once copied. Pinned buffers are reused: copy what you keep."""
+        if self._done is not None:
+            self._done.synchronize()
+        return self._tensors
 
 
 def _keep_eager(module: torch.nn.Module) -> None:
