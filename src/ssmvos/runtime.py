@@ -151,7 +151,7 @@ class NetworkRunner:
             # which moved one of libby's objects off the original's masks in the pipeline test.
             _keep_eager(self.model.pixel_corr.self_structure)
             self._step = torch.compile(self._segment_step, dynamic=False)
-        self._graphs: dict[tuple, tuple[torch.cuda.CUDAGraph, list[Tensor], Tensor]] = {}
+        self._graphs: dict[tuple, tuple[torch.cuda.CUDAGraph, list[Tensor], Tensor | tuple[Tensor, ...]]] = {}
         self._pool = None
         self._staging: dict[tuple, tuple[Tensor, torch.cuda.Event]] = {}
         self._pinned: dict[tuple, list[tuple[Tensor, torch.cuda.Event]]] = {}
@@ -258,7 +258,13 @@ class NetworkRunner:
 
     def _replay(self, args: list[Tensor]) -> Tensor:
         """Run the segment step as a CUDA graph captured for these input shapes."""
-        key = tuple((tuple(a.shape), a.dtype, a.stride()) for a in args)
+        return self.replay("segment", self._step, args)
+
+    def replay(self, name: str, fn, args: list[Tensor]):
+        """``fn(*args)`` (device tensors in, a tensor or a tuple of tensors out, no host
+        synchronisation inside) as a CUDA graph captured once per name and input shapes, then
+        replayed: one launch instead of one per operation. Returns fresh copies of the outputs."""
+        key = (name, *((tuple(a.shape), a.dtype, a.stride()) for a in args))
         entry = self._graphs.get(key)
         if entry is None:
             static = [a.clone() for a in args]
@@ -266,19 +272,19 @@ class NetworkRunner:
             side.wait_stream(torch.cuda.current_stream(self.device))
             with torch.cuda.stream(side):
                 for _ in range(2):  # warm-up: cuDNN algorithm search, lazy inits, compilation
-                    self._step(*static)
+                    fn(*static)
             torch.cuda.current_stream(self.device).wait_stream(side)
             if self._pool is None:
                 self._pool = torch.cuda.graph_pool_handle()
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph, pool=self._pool):
-                out = self._step(*static)
+                out = fn(*static)
             entry = self._graphs[key] = (graph, static, out)
         graph, static, out = entry
         for dst, src in zip(static, args):
             dst.copy_(src)
         graph.replay()
-        return out.clone()
+        return tuple(o.clone() for o in out) if isinstance(out, tuple) else out.clone()
 
 
 #: pinned buffers per shape for copies to the host; a buffer is reused once its copy is done

@@ -36,8 +36,8 @@ def add_inference_flags(p: argparse.ArgumentParser) -> None:
                    "weights and this input size (default: the weights are exported once into $SSMVOS_HOME/onnx)")
     p.add_argument("--compile", action="store_true", help="the same as --backend compile")
     p.add_argument("--cuda-graphs", action="store_true",
-                   help="replay the network as CUDA graphs (captured once per batch size; CUDA only): removes the "
-                   "kernel-launch overhead that bounds small batches on fast GPUs")
+                   help="replay the network and the crop geometry as CUDA graphs (captured once per number of "
+                   "objects; CUDA only): removes the kernel-launch overhead that bounds small batches on fast GPUs")
 
 
 def add_propagation_flags(p: argparse.ArgumentParser) -> None:

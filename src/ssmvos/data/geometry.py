@@ -189,8 +189,11 @@ def mask_boxes(masks: torch.Tensor, margins: float | Margins) -> torch.Tensor:
     bw, bh = (x1 - x0).double(), (y1 - y0).double()
     grown = torch.stack([x - bw * left, y - bh * top, x + bw + bw * right, y + bh + bh * bottom], 1)
     usable = (grown[:, 2] - grown[:, 0] > MIN_BOX_SIZE) & (grown[:, 3] - grown[:, 1] > MIN_BOX_SIZE) & ~empty
-    whole = torch.tensor([0, 0, w, h], device=masks.device)
-    return torch.where(usable[:, None], grown.to(torch.int32).long(), whole)
+    box = grown.to(torch.int32).long()
+    # the whole frame where unusable (built from scalars: a tensor from a list would be a host copy that waits)
+    whole = torch.zeros_like(box)
+    whole[:, 2], whole[:, 3] = w, h
+    return torch.where(usable[:, None], box, whole)
 
 
 def _taps(extent: torch.Tensor, size: int, float_frac: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,

@@ -282,23 +282,27 @@ class Engine:
     def _launch_on_device(self, image: np.ndarray, objects: list[_Chain]) -> _Launched:
         """:meth:`_launch` with the geometry on the device: no waiting for it."""
         t = time.perf_counter()
-        h, w = self.input_size
         frame = self.runner.to_device(torch.from_numpy(image))
         prev = torch.stack([self._device_mask(o.prev_mask) for o in objects])
-        boxes = geometry.mask_boxes(prev, self.margin)
+        if self.runner.cuda_graphs:  # some hundred small operations: one launch
+            boxes, images, masks = self.runner.replay("geometry", self._crops_on_device, [frame, prev])
+        else:
+            boxes, images, masks = self._crops_on_device(frame, prev)
         host_boxes = self.runner.to_host([boxes])
         self.stage_seconds["prepare"] += time.perf_counter() - t
         probs: list[torch.Tensor] = []
         for start in range(0, len(objects), self.max_batch):
             chunk = slice(start, start + self.max_batch)
             t = time.perf_counter()
-            images, masks = geometry.crop_resize_tensors(frame, prev[chunk], boxes[chunk], h, w)
-            self.stage_seconds["prepare"] += time.perf_counter() - t
-            t = time.perf_counter()
-            logits = self.runner.segment(self._references(objects[chunk]), images, masks)
+            logits = self.runner.segment(self._references(objects[chunk]), images[chunk], masks[chunk])
             probs.extend(torch.softmax(logits, dim=1).split(1))
             self.stage_seconds["network"] += time.perf_counter() - t
         return _Launched(objects, host_boxes, probs, *image.shape[:2])
+
+    def _crops_on_device(self, frame: torch.Tensor, prev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Boxes around the previous masks and the crops of the frame and the masks, resized."""
+        boxes = geometry.mask_boxes(prev, self.margin)
+        return (boxes, *geometry.crop_resize_tensors(frame, prev, boxes, *self.input_size))
 
     def _device_mask(self, mask: np.ndarray | torch.Tensor) -> torch.Tensor:
         """A previous mask as a bool tensor on the device (given and stored masks come from the host)."""
