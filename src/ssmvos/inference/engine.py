@@ -193,9 +193,10 @@ class Engine:
     (0.74 vs 1.55 ms per crop and resize on 2 cores, more with many cores).
 
     ``stage_seconds`` adds up wall-clock seconds per stage over the engine's life: 'frames'
-    (waiting for decoded frames), 'prepare' (crop + resize on the CPU), 'network' (handing
-    the batch to the runner: the whole forward on a CPU, launches on a GPU) and 'paste-back'
-    (resize into the frame; on a GPU this includes waiting for the network to finish).
+    (waiting for decoded frames), 'prepare' (crop + resize; with device geometry only
+    queueing them), 'network' (handing the batch to the runner: the whole forward on a CPU,
+    launches on a GPU) and 'paste-back' (resize into the frame; on a GPU this includes
+    waiting for the network and the copies to the host to finish).
     """
 
     def __init__(self, model: SSM, input_size: tuple[int, int] = (512, 512), margin: float = 0.5,
