@@ -287,8 +287,10 @@ class NetworkRunner:
         return tuple(o.clone() for o in out) if isinstance(out, tuple) else out.clone()
 
 
-#: pinned buffers per shape for copies to the host; a buffer is reused once its copy is done
-#: and read (the engine reads a frame's results before the next but one is copied)
+#: pinned buffers per shape and dtype for copies to the host: up to this many are made, then
+#: any whose copy has finished is reused. What a copy gives is therefore valid until the next
+#: copy of the same shape and dtype is started (the engine reads a frame's results before the
+#: next frame's are copied, and copies one tensor of each shape at a time)
 _PINNED_RING = 3
 
 
@@ -300,7 +302,8 @@ class HostCopy:
         self._done = done
 
     def wait(self) -> list[Tensor]:
-        """The host tensors, once copied. Pinned buffers are reused: copy what you keep."""
+        """The host tensors, once copied. Pinned buffers are reused (see ``_PINNED_RING``):
+        copy what you keep before the next copy of the same shape starts."""
         if self._done is not None:
             self._done.synchronize()
         return self._tensors
