@@ -196,15 +196,16 @@ def mask_boxes(masks: torch.Tensor, margins: float | Margins) -> torch.Tensor:
     return torch.where(usable[:, None], box, whole)
 
 
-def _taps(extent: torch.Tensor, size: int, float_frac: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
-                                                                      torch.Tensor, torch.Tensor]:
-    """OpenCV INTER_LINEAR source taps of ``size`` outputs from N sources of ``extent``
-    pixels: (x index 0, x index 1, x weight 0, x weight 1) with the x clamping rule, and
-    (y index 0, y index 1) with the y rule; indices into the source, weights float32.
+def _taps(extent: torch.Tensor, size: int, float_frac: bool, clamp: bool
+          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """OpenCV INTER_LINEAR source taps of ``size`` outputs along one axis, from N sources of
+    ``extent`` pixels: (index 0, index 1, weight 0, weight 1), indices into the source,
+    weights float32.
 
     OpenCV: scale = 1 / (size / extent); f = (d + 0.5)·scale − 0.5 (as float32 for uint8
-    images, float64 for float images); s = floor(f). Columns clamp (s < 0: s = 0, weight 0;
-    s >= extent−1: s = extent−1, weight 0); rows keep their weights and clip the indices.
+    images, float64 for float images); s = floor(f). Columns (``clamp``) clamp: s < 0 gives
+    s = 0 and s >= extent−1 gives s = extent−1, both with weight 0 on the second tap; rows keep
+    their weights and clip the indices.
     """
     scale = 1.0 / (size / extent.double())
     f = (torch.arange(size, dtype=torch.float64, device=extent.device)[None] + 0.5) * scale[:, None] - 0.5
@@ -214,12 +215,15 @@ def _taps(extent: torch.Tensor, size: int, float_frac: bool) -> tuple[torch.Tens
     frac = f - s
     s = s.long()
     last = extent[:, None] - 1
-    lo, hi = s < 0, s >= last
-    xfrac = torch.where(lo | hi, torch.zeros_like(frac), frac)
-    xs = torch.where(hi, last, s.clamp(min=0))
-    ys0 = torch.minimum(s.clamp(min=0), last)
-    ys1 = torch.minimum((s + 1).clamp(min=0), last)
-    return xs, torch.minimum(xs + 1, last), (1 - xfrac).float(), xfrac.float(), (ys0, ys1, (1 - frac).float(), frac.float())
+    if clamp:
+        hi = s >= last
+        frac = torch.where((s < 0) | hi, torch.zeros_like(frac), frac)
+        i0 = torch.where(hi, last, s.clamp(min=0))
+        i1 = torch.minimum(i0 + 1, last)
+    else:
+        i0 = torch.minimum(s.clamp(min=0), last)
+        i1 = torch.minimum((s + 1).clamp(min=0), last)
+    return i0, i1, (1 - frac).float(), frac.float()
 
 
 def _gather(frames: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, shared: bool) -> torch.Tensor:
@@ -236,8 +240,8 @@ def _gather(frames: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, shared
 
 def _resize_plan(boxes: torch.Tensor, height: int, width: int, float_frac: bool):
     x1, y1, x2, y2 = boxes.unbind(1)
-    xs0, xs1, a0, a1, _ = _taps(x2 - x1, width, float_frac)
-    *_, (ys0, ys1, b0, b1) = _taps(y2 - y1, height, float_frac)
+    xs0, xs1, a0, a1 = _taps(x2 - x1, width, float_frac, clamp=True)
+    ys0, ys1, b0, b1 = _taps(y2 - y1, height, float_frac, clamp=False)
     cols = (xs0 + x1[:, None], xs1 + x1[:, None])
     rows = (ys0 + y1[:, None], ys1 + y1[:, None])
     return rows, cols, (a0, a1), (b0, b1)

@@ -265,40 +265,37 @@ class Engine:
 
     @torch.inference_mode()
     def _launch(self, image: np.ndarray, objects: list[_Chain]) -> _Launched:
-        """Crop around each object's previous mask and hand the batches to the runner."""
-        if self.device_geometry:
-            return self._launch_on_device(image, objects)
-        boxes = [geometry.mask_box(o.prev_mask, self.margin) for o in objects]
-        probs: list[torch.Tensor] = []
-        for start in range(0, len(objects), self.max_batch):
-            chunk = objects[start : start + self.max_batch]
-            images, masks = self._prepare(image, [o.prev_mask for o in chunk], boxes[start : start + self.max_batch])
-            t = time.perf_counter()
-            logits = self.runner.segment(self._references(chunk), images, masks)
-            probs.extend(torch.softmax(logits, dim=1).split(1))
-            self.stage_seconds["network"] += time.perf_counter() - t
-        return _Launched(objects, boxes, probs, *image.shape[:2])
-
-    @torch.inference_mode()
-    def _launch_on_device(self, image: np.ndarray, objects: list[_Chain]) -> _Launched:
-        """:meth:`_launch` with the geometry on the device: no waiting for it."""
+        """Crop around each object's previous mask and hand the batches to the runner (with
+        device geometry, without waiting for the device)."""
+        if not self.device_geometry:
+            boxes = [geometry.mask_box(o.prev_mask, self.margin) for o in objects]
+            probs = self._segment(objects, lambda chunk: self._prepare(
+                image, [o.prev_mask for o in objects[chunk]], boxes[chunk]))
+            return _Launched(objects, boxes, probs, *image.shape[:2])
         t = time.perf_counter()
         frame = self.runner.to_device(torch.from_numpy(image))
         prev = torch.stack([self._device_mask(o.prev_mask) for o in objects])
         if self.runner.cuda_graphs:  # some hundred small operations: one launch
-            boxes, images, masks = self.runner.replay("geometry", self._crops_on_device, [frame, prev])
+            device_boxes, images, masks = self.runner.replay("geometry", self._crops_on_device, [frame, prev])
         else:
-            boxes, images, masks = self._crops_on_device(frame, prev)
-        host_boxes = self.runner.to_host([boxes])
+            device_boxes, images, masks = self._crops_on_device(frame, prev)
+        host_boxes = self.runner.to_host([device_boxes])
         self.stage_seconds["prepare"] += time.perf_counter() - t
+        probs = self._segment(objects, lambda chunk: (images[chunk], masks[chunk]))
+        return _Launched(objects, host_boxes, probs, *image.shape[:2])
+
+    def _segment(self, objects: list[_Chain], crops) -> list[torch.Tensor]:
+        """Per object 1×2×h×w probabilities, in batches of at most ``max_batch`` objects;
+        ``crops(chunk)`` gives a batch's (images, masks) for a slice of ``objects``."""
         probs: list[torch.Tensor] = []
         for start in range(0, len(objects), self.max_batch):
             chunk = slice(start, start + self.max_batch)
+            images, masks = crops(chunk)
             t = time.perf_counter()
-            logits = self.runner.segment(self._references(objects[chunk]), images[chunk], masks[chunk])
+            logits = self.runner.segment(self._references(objects[chunk]), images, masks)
             probs.extend(torch.softmax(logits, dim=1).split(1))
             self.stage_seconds["network"] += time.perf_counter() - t
-        return _Launched(objects, host_boxes, probs, *image.shape[:2])
+        return probs
 
     def _crops_on_device(self, frame: torch.Tensor, prev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Boxes around the previous masks and the crops of the frame and the masks, resized."""
