@@ -10,7 +10,6 @@ temporary file and no incomplete PNG/JSON/checkpoint.
 """
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
@@ -25,8 +24,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from builders import assert_complete
 from conftest import DAVIS16, REFERENCE, ROOT, SUBPROCESS_TIMEOUT, davis_entries, require_shared
-from ssmvos.atomic import is_temporary
 from ssmvos.data.io import read_mask, write_gray_png, write_palette_png
 
 W, H = 128, 72  # frames of the small clip (the network input is 224: crops are resized)
@@ -428,21 +427,6 @@ def test_the_table_is_large_enough():
 
 def error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if "error:" in line]
-
-
-def assert_complete(path: Path) -> None:
-    """No temporary file under ``path``, and every PNG/JSON/checkpoint there reads completely."""
-    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
-    for f in files:
-        assert not is_temporary(f.name), f"leftover temporary file {f}"
-        if f.suffix == ".png":
-            with Image.open(f) as image:
-                image.load()
-        elif f.suffix == ".json":
-            json.loads(f.read_text())
-        elif f.suffix == ".pt":
-            with zipfile.ZipFile(f) as zf:
-                assert zf.testzip() is None, f
 
 
 @pytest.mark.parametrize("name", list(TABLE))

@@ -25,7 +25,8 @@ from ssmvos.scoring import score_folder
 from ssmvos.scoring.generic import GenericVideo
 from ssmvos.scoring.labels import read_label_png
 from ssmvos.scoring.report import UNITS
-from test_score import FIGURES, assert_equal_to_official, official, write_png
+from builders import write_png
+from test_score import FIGURES, assert_equal_to_official, official
 
 METRICS = FIXTURES / "metrics"
 SHAPE = (40, 60)

@@ -12,8 +12,7 @@ from ssmvos.data.index import index_davis2017, index_youtube
 from ssmvos.data.splits import load_split
 from ssmvos.scoring import score_folder
 from ssmvos.scoring.score import split_scoring_plan
-from test_index import davis2017_layout, youtube_layout
-from test_score import write_png
+from builders import davis2017_layout, write_png, youtube_layout
 
 FRAMES = [f"{t:05d}" for t in range(6)]
 

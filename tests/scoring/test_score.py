@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from builders import write_png
 from conftest import FIXTURES, assert_clean_error, run_cli
 from ssmvos.errors import SSMVOSError
 from ssmvos.scoring import score_folder
@@ -30,16 +31,6 @@ def assert_equal_to_official(got: dict, want: dict) -> None:
     for name, figures in want["per_object"].items():
         for key in FIGURES:
             assert got["per_object"][name][key] == pytest.approx(figures[key], abs=1e-6), (name, key)
-
-
-def write_png(path: Path, labels: np.ndarray, mode: str = "P") -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img = Image.fromarray(labels.astype(np.uint8), mode="L")
-    if mode == "P":
-        img = img.convert("P")
-        img.putpalette([0, 0, 0, 128, 0, 0, 0, 128, 0, 128, 128, 0] + [200, 200, 200] * 252)
-    img.save(path)
-    return path
 
 
 def write_video(root: Path, video: str, frames: list[np.ndarray], skip: tuple[int, ...] = ()) -> None:

@@ -11,14 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from conftest import ROOT, SUBPROCESS_TIMEOUT
 from ssmvos.atomic import (atomic_path, check_output_file, check_output_folder, is_temporary, remove_temporaries,
                            write_text_atomic)
 from ssmvos.errors import SSMVOSError
 from ssmvos.training.outputs import check_run_folder, existing_checkpoints
-from test_bad_inputs import assert_complete
+from builders import assert_complete
 
 
 def test_failed_write_is_one_line_and_leaves_the_old_file(tmp_path):

@@ -18,7 +18,7 @@ import torch
 
 from conftest import DAVIS16, ROOT, SUBPROCESS_TIMEOUT, davis_entries, require_shared, run_cli
 from ssmvos.data.io import write_palette_png
-from test_bad_inputs import assert_complete
+from builders import assert_complete
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
 

@@ -9,62 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import DAVIS16, REFERENCE, assert_clean_error, require_shared, run_cli
+from builders import TWO_OBJECT, davis2017_layout, youtube_layout
+from conftest import DAVIS16, assert_clean_error, require_shared, run_cli
 from ssmvos.data.datasets import index_datasets
 from ssmvos.data.index import index_davis2016, index_davis2017, index_youtube
-from ssmvos.data.io import read_mask, write_palette_png
+from ssmvos.data.io import write_palette_png
 from ssmvos.data.splits import check_track_order, load_split, write_split
 from ssmvos.errors import SSMVOSError
 
-TWO_OBJECT = REFERENCE / "davis_two_object" / "Annotations" / "480p" / "libby"
 
-
-def davis2017_layout(root: Path, test: bool = False, frames: int = 4) -> Path:
-    """A DAVIS 2017 root: libby (objects 1, 2; two-object annotations) and, unless test, blackswan (object 1)."""
-    require_shared(TWO_OBJECT)
-    require_shared(DAVIS16)
-    videos = {"libby": TWO_OBJECT} if test else {"libby": TWO_OBJECT, "blackswan": None}
-    for video, annotations in videos.items():
-        (root / "JPEGImages" / "480p" / video).mkdir(parents=True)
-        (root / "Annotations" / "480p" / video).mkdir(parents=True)
-        for k in range(frames if video == "libby" else 3):
-            name = f"{k:05d}"
-            os.symlink(DAVIS16 / "JPEGImages" / "480p" / video / f"{name}.jpg",
-                       root / "JPEGImages" / "480p" / video / f"{name}.jpg")
-            if test and k > 0:
-                continue
-            target = root / "Annotations" / "480p" / video / f"{name}.png"
-            if annotations is not None:
-                shutil.copy(annotations / f"{name}.png", target)
-            else:
-                labels = read_mask(DAVIS16 / "Annotations" / "480p" / video / f"{name}.png")
-                write_palette_png(target, (labels > 0).astype(np.uint8))
-    lists = root / "ImageSets" / "2017"
-    lists.mkdir(parents=True)
-    if test:
-        (lists / "test-dev.txt").write_text("libby\n")
-    else:
-        (lists / "train.txt").write_text("libby\nblackswan\n")
-    return root
-
-
-def youtube_layout(root: Path) -> Path:
-    """YouTube-VOS: one video, object 1 on all frames, object 2 from the third frame on.
-
-    The frame and annotation files are empty: indexing must not decode them.
-    """
-    frames = ["00000", "00005", "00010", "00015"]
-    meta = {"videos": {"vid": {"objects": {"1": {"category": "cat", "frames": frames},
-                                           "2": {"category": "dog", "frames": frames[2:]}}}}}
-    for split, annotated in (("train", frames), ("valid", ["00000", "00010"])):
-        (root / split / "JPEGImages" / "vid").mkdir(parents=True)
-        (root / split / "Annotations" / "vid").mkdir(parents=True)
-        for f in frames:
-            (root / split / "JPEGImages" / "vid" / f"{f}.jpg").touch()
-        for f in annotated:
-            (root / split / "Annotations" / "vid" / f"{f}.png").touch()
-        (root / split / "meta.json").write_text(json.dumps(meta))
-    return root
 
 
 def test_davis2016_val_from_the_shared_data():
