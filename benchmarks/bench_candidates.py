@@ -50,7 +50,7 @@ def onnxruntime_variant(model: SSM, size: tuple[int, int], level: str, threads: 
     """The onnxruntime backend's runner with other session options."""
     import onnxruntime as ort
 
-    from ssmvos.onnx_backend import _session
+    from ssmvos.export.onnx import open_session
 
     runner = make_runner(copy.deepcopy(model), "onnxruntime", input_size=size)
     options = ort.SessionOptions()
@@ -58,7 +58,7 @@ def onnxruntime_variant(model: SSM, size: tuple[int, int], level: str, threads: 
     options.intra_op_num_threads = threads
     if not spinning:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    runner.sessions = {role: _session(runner.export.folder / f"{role}.onnx", runner.export, options)
+    runner.sessions = {role: open_session(runner.export.folder / f"{role}.onnx", runner.export, options)
                        for role in runner.sessions}
     return runner
 

@@ -22,10 +22,11 @@ sys.path[:0] = [{src!r}, {tests!r}]
 from conftest import fill_reference_weights
 from ssmvos import SSM
 from ssmvos.inference.engine import Engine
+from ssmvos.runtime import RuntimeSpec
 from ssmvos.inference.evaluate import evaluate_split
 entries = json.load(open({split!r}))
 model = SSM().eval(); fill_reference_weights(model)
-stats = evaluate_split(entries, Engine(model, ({size}, {size}), 0.5, "cpu"), {out!r}, {out!r} + "_merged", progress=False)
+stats = evaluate_split(entries, Engine.for_model(model, ({size}, {size}), RuntimeSpec(device="cpu")), {out!r}, {out!r} + "_merged", progress=False)
 print(json.dumps({{"frames": stats.frames, "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
 """
 

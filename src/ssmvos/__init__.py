@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .errors import SSMVOSError
+from .errors import SSMVOSError, SSMVOSRuntimeError, SSMVOSValueError
 
 __version__ = "0.1.0"
 
@@ -18,12 +18,14 @@ _LAZY = {
     "SSM": ".model",
     "ReferenceEncoding": ".model",
     "VideoPredictor": ".inference.predictor",
+    "build_predictor": ".build",
+    "RuntimeSpec": ".runtime",
     "load_checkpoint": ".checkpoint",
     "read_checkpoint": ".checkpoint",
     "save_checkpoint": ".checkpoint",
 }
 
-__all__ = ["SSMVOSError", "__version__", *_LAZY]
+__all__ = ["SSMVOSError", "SSMVOSRuntimeError", "SSMVOSValueError", "__version__", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

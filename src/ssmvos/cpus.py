@@ -1,4 +1,5 @@
-"""How many CPUs this process may use (its affinity mask, not the machine's count), and how much memory."""
+"""How many CPUs this process may use (its affinity mask, not the machine's count), how much memory, and
+how to print a size."""
 from __future__ import annotations
 
 import os
@@ -18,3 +19,15 @@ def physical_memory() -> int | None:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
         return None
+
+
+def human_size(n: int | None) -> str:
+    """``123456789`` -> ``'117.7 MiB'`` (``'unknown size'`` for None)."""
+    if n is None:
+        return "unknown size"
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if size < 1024 or unit == "PiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"  # pragma: no cover

@@ -17,12 +17,14 @@ import sys
 import tempfile
 import urllib.error
 import urllib.request
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Callable
+from urllib.parse import urlparse
 
 from tqdm import tqdm
 
 from .atomic import default_file_mode
+from .cpus import human_size
 from .errors import SSMVOSError
 
 try:  # POSIX only; elsewhere concurrent downloads of one file are simply not guarded
@@ -33,18 +35,6 @@ except ImportError:  # pragma: no cover
 #: Bytes read from the connection per step.
 CHUNK_SIZE = 1 << 20
 USER_AGENT = "ssmvos (python urllib)"
-
-
-def human_size(n: int | None) -> str:
-    """``123456789`` -> ``'117.7 MiB'`` (``'unknown size'`` for None)."""
-    if n is None:
-        return "unknown size"
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if size < 1024 or unit == "PiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"  # pragma: no cover
 
 
 #: Address schemes :func:`download` fetches from.
@@ -63,6 +53,19 @@ def base_url_from_env(variable: str) -> str | None:
         raise SSMVOSError(f"{variable}={value!r} is not a URL: it must start with http://, https:// or file:// "
                           f"(or unset it to use the official address)")
     return value
+
+
+def file_name(url: str) -> str:
+    """The last path component of a URL (``.../ssm_davis17.pt?dl=1`` -> ``ssm_davis17.pt``)."""
+    return PurePosixPath(urlparse(url).path).name
+
+
+def mirrored(url: str, variable: str, base_url: str | None = None) -> str:
+    """The mirror rule, the same for checkpoints, ImageNet weights and datasets: with a base
+    URL (``base_url``, else the environment variable ``variable``) the file is fetched from
+    that base + ``url``'s file name; without one, from ``url`` itself."""
+    base = base_url or base_url_from_env(variable)
+    return f"{base.rstrip('/')}/{file_name(url)}" if base else url
 
 
 def describe_network_error(exc: BaseException) -> str:

@@ -1,13 +1,16 @@
-"""The device and precision choices the front ends offer, importable without torch.
+"""The device, precision, backend and direction choices the front ends offer, importable without torch.
 
-``ssmvos.runtime`` gives them their meaning; argument parsers (built for every command,
-including those that never touch the network) take their names and help texts from here.
+``ssmvos.runtime`` and ``ssmvos.inference.directions`` give them their meaning; argument parsers
+(built for every command, including those that never touch the network) take their names and
+help texts from here.
 """
 from __future__ import annotations
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 BACKENDS = ("torch", "compile", "onnxruntime")
+#: directions of propagation; what each means is ``ssmvos.inference.directions``'
+DIRECTIONS = ("forward", "backward", "both")
 
 PRECISION_HELP = ("fp32 (IEEE float32, faithful to the original; the default), tf32 (float32 with TF32 matrix units "
                   "on NVIDIA GPUs), bf16 or fp16 (autocast): faster, not faithful; see benchmarks/README.md")

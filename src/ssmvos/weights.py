@@ -20,24 +20,21 @@ import pickle
 import sys
 import urllib.error
 import zipfile
-from pathlib import Path, PurePosixPath
-from urllib.parse import urlparse
+from pathlib import Path
 
 from typing import TYPE_CHECKING
 
 from .errors import SSMVOSError
-from .fetch import base_url_from_env, describe_network_error, download
+from .fetch import describe_network_error, download, file_name, mirrored
+from .pretrained import PRETRAINED
 
 if TYPE_CHECKING:  # torch is imported where it is used: listing the names needs none of it
     import torch
     from torch import Tensor, nn
 
-#: Published SSM checkpoints of the original project (Dropbox share links).
-PUBLISHED: dict[str, str] = {
-    "davis16": "https://www.dropbox.com/s/7dctisjdrl2b47c/ssm_davis16.pt",
-    "davis17": "https://www.dropbox.com/s/ew2d2gy3rldxob9/ssm_davis17.pt",
-    "youtube": "https://www.dropbox.com/s/jm24vm2puprcldz/ssm_youtube.pt",
-}
+#: Published SSM checkpoints of the original project: name -> share link (from the cards in
+#: :mod:`ssmvos.pretrained`, which hold the rest of each model's facts).
+PUBLISHED: dict[str, str] = {name: card.url for name, card in PRETRAINED.items()}
 
 #: torchvision's ImageNet weights (the file name carries the sha256 prefix torch.hub checks).
 IMAGENET_URLS: dict[str, str] = {
@@ -56,10 +53,6 @@ def cache_dir() -> Path:
     return Path(home).expanduser() if home else Path.home() / ".cache" / "ssmvos"
 
 
-def _file_name(url: str) -> str:
-    return PurePosixPath(urlparse(url).path).name
-
-
 def _check_name(name: str) -> None:
     if name not in PUBLISHED:
         raise SSMVOSError(f"unknown published checkpoint {name!r}; choose one of {', '.join(PUBLISHED)}")
@@ -68,17 +61,14 @@ def _check_name(name: str) -> None:
 def published_path(name: str) -> Path:
     """Where the published checkpoint ``name`` is cached: ``<cache>/checkpoints/ssm_<name>.pt``."""
     _check_name(name)
-    return cache_dir() / "checkpoints" / _file_name(PUBLISHED[name])
+    return cache_dir() / "checkpoints" / file_name(PUBLISHED[name])
 
 
 def published_url(name: str, base_url: str | None = None) -> str:
     """The address ``name`` is fetched from: ``base_url`` (or ``$SSMVOS_WEIGHTS_URL``)
-    followed by the file name, else the Dropbox link with ``?dl=1`` (a direct download)."""
+    followed by the file name, else the share link with ``?dl=1`` (a direct download)."""
     _check_name(name)
-    base = base_url or base_url_from_env(WEIGHTS_URL_ENV)
-    if base:
-        return f"{base.rstrip('/')}/{_file_name(PUBLISHED[name])}"
-    return PUBLISHED[name] + "?dl=1"
+    return mirrored(PRETRAINED[name].download_url, WEIGHTS_URL_ENV, base_url)
 
 
 def _expected_network() -> nn.Module:
@@ -125,7 +115,7 @@ def fetch_published(name: str, *, force: bool = False, progress: bool = True, ba
     if dest.is_file() and not force:
         return dest
     url = published_url(name, base_url)
-    manual = PUBLISHED[name] + "?dl=1"
+    manual = PRETRAINED[name].download_url
     hint = (f"download it by hand from {manual} and pass the file's path with --weights "
             f"(segment) or --resume (evaluate, train), or save it as {dest}")
     try:
@@ -151,6 +141,26 @@ def resolve_weights(name_or_path: str | os.PathLike, *, progress: bool = True) -
     )
 
 
+def load_model(weights: str | os.PathLike = "davis17", *, input_size: tuple[int, int] | None = None,
+               encoder: str | None = None, matching: str | None = None, keep_topk: int | None = None,
+               size_source: str = "input_size", progress: bool = True) -> nn.Module:
+    """An SSM network from a published model name or a checkpoint path, in eval mode.
+
+    With ``input_size`` (H, W), the size is checked first, before anything is downloaded
+    (the rules every network shares; the model's own keep_topk is checked when the model
+    runs, :meth:`ssmvos.inference.engine.Engine.for_model`). encoder/matching/keep_topk
+    (None: what the checkpoint records or implies) may only repeat what a checkpoint
+    records. ``size_source`` names what set the size in errors (a command passes its flags).
+    """
+    from .checkpoint import load_checkpoint
+    from .model.ssm import check_input_size
+
+    if input_size is not None:
+        check_input_size(*input_size, keep_topk, size_source)
+    return load_checkpoint(resolve_weights(weights, progress=progress), encoder=encoder, matching=matching,
+                           keep_topk=keep_topk)
+
+
 # ---------------------------------------------------------------------------------------
 # ImageNet initialisation of the encoder
 
@@ -160,10 +170,7 @@ def imagenet_url(arch: str, base_url: str | None = None) -> str:
     ``$SSMVOS_IMAGENET_URL`` replaces download.pytorch.org, keeping the file name)."""
     if arch not in IMAGENET_URLS:
         raise SSMVOSError(f"no ImageNet weights for encoder {arch!r}; choose one of {', '.join(IMAGENET_URLS)}")
-    base = base_url or base_url_from_env(IMAGENET_URL_ENV)
-    if base:
-        return f"{base.rstrip('/')}/{_file_name(IMAGENET_URLS[arch])}"
-    return IMAGENET_URLS[arch]
+    return mirrored(IMAGENET_URLS[arch], IMAGENET_URL_ENV, base_url)
 
 
 def imagenet_state_dict(arch: str, *, url: str | None = None, progress: bool = True) -> dict[str, Tensor]:
@@ -173,7 +180,7 @@ def imagenet_state_dict(arch: str, *, url: str | None = None, progress: bool = T
 
     url = url or imagenet_url(arch)
     model_dir = cache_dir() / "hub"
-    cached = model_dir / _file_name(url)
+    cached = model_dir / file_name(url)
     fallback = "training can start from random weights instead with the train flag --no-pretrained"
     try:
         # torch.hub prints its "Downloading" notice on stdout; keep stdout for results.
@@ -231,6 +238,7 @@ __all__ = [
     "imagenet_state_dict",
     "imagenet_url",
     "init_encoder_from_imagenet",
+    "load_model",
     "published_path",
     "published_url",
     "resolve_weights",

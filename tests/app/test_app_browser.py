@@ -25,7 +25,7 @@ from conftest import assert_clean_error, run_cli  # noqa: E402
 from ssmvos.app.server import AppConfig, create_app  # noqa: E402
 from ssmvos.data.io import read_mask  # noqa: E402
 from ssmvos.inference.predictor import VideoPredictor  # noqa: E402
-from ssmvos.inference.segment import demo_clip  # noqa: E402
+from ssmvos.assets import demo_clip  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary (apt-get install chromium)")
@@ -144,7 +144,9 @@ def test_box_propagate_correct_repropagate_export(server, page, tmp_path, refere
     assert second[:15] == first[:15]  # frames before the correction are untouched
     assert second[15] != first[15]  # the corrected frame and what follows are recomputed
     info = server[1].state.sessions.get(sid).info()
-    assert info["job"]["total"] == 15 and info["job"]["state"] == "done"  # only frames 16..30 ran
+    job = info["job"]
+    assert job["state"] == "done" and job["total"] == 30
+    assert job["computed"] == 15  # the network ran on frames 16..30 only; the rest were read back
 
     # export the masks: a zip of 30 palette PNGs named like the frames
     with page.expect_download() as download:

@@ -16,7 +16,7 @@ from starlette.testclient import TestClient  # noqa: E402
 
 from ssmvos.app.server import AppConfig, create_app  # noqa: E402
 from ssmvos.inference.predictor import VideoPredictor  # noqa: E402
-from ssmvos.inference.segment import demo_clip  # noqa: E402
+from ssmvos.assets import demo_clip  # noqa: E402
 
 DEMO_FRAMES = demo_clip()[0]
 

@@ -201,6 +201,7 @@ def test_late_objects_get_background_frames_before_them_only(tmp_path, model):
     """YouTube-VOS style: the only object starts at the third frame of a five-frame folder and the
     split ends at the fourth; merged output: background for frames 0-1, masks for 2-3, no frame 4."""
     from ssmvos.inference.engine import Engine
+    from ssmvos.runtime import RuntimeSpec
     from ssmvos.inference.evaluate import evaluate_split
 
     require_shared(DAVIS16)
@@ -212,7 +213,7 @@ def test_late_objects_get_background_frames_before_them_only(tmp_path, model):
     anns = sorted((DAVIS16 / "Annotations" / "480p" / "blackswan").glob("*.png"))
     entries = [dict(image_path=str(frames / f"{5 * k:05d}.jpg"), mask_path=str(anns[2]), video_name="v", num_frames=2,
                     frame_index=k - 2, object_index=255) for k in (2, 3)]
-    engine = Engine(model, (224, 224), 0.5, "cpu")
+    engine = Engine.for_model(model, (224, 224), RuntimeSpec(device="cpu"))
     evaluate_split(entries, engine, tmp_path / "soft", tmp_path / "merged", progress=False)
     merged = tmp_path / "merged" / "v"
     assert sorted(p.name for p in merged.iterdir()) == ["00000.png", "00005.png", "00010.png", "00015.png"]

@@ -11,7 +11,8 @@ from conftest import run_cli
 from ssmvos.data.index import index_davis2017, index_youtube
 from ssmvos.data.splits import load_split
 from ssmvos.scoring import score_folder
-from ssmvos.scoring.score import split_scoring_plan
+from ssmvos.data.datasets import split_score_format
+from ssmvos.scoring.score import split_annotations
 from builders import davis2017_layout, write_png, youtube_layout
 
 FRAMES = [f"{t:05d}" for t in range(6)]
@@ -67,16 +68,20 @@ def test_cli_indexes_mose_and_youtube2019_and_their_train_splits_score_generical
     entries = load_split(out / "mose_train.json")
     assert len(entries) == 10
     # a hold-out of MOSE train: local ground truth, scored with the generic rules
-    annotations, fmt, videos = split_scoring_plan(entries)
+    annotations, videos = split_annotations(entries)
+    fmt = split_score_format(out / "mose_train.json", entries, annotations)
     assert (annotations, fmt, videos) == (mose.resolve() / "train" / "Annotations", "generic", ["m"])
     scores = score_folder(annotations, annotations, fmt=fmt, sequences=videos, workers=1)
     assert set(scores["per_object"]) == {"m_1", "m_3"} and scores["JF_mean"] == 1.0
-    assert split_scoring_plan(load_split(out / "mose_test.json")) is None  # first frames only
+    assert split_annotations(load_split(out / "mose_test.json")) is None  # first frames only
 
 
 def test_davis_splits_keep_the_official_rules(tmp_path):
     entries = index_davis2017(davis2017_layout(tmp_path / "d17"), "train")
-    assert split_scoring_plan(entries)[1] == "davis2017"
+    annotations = split_annotations(entries)[0]
+    assert split_score_format("davis2017_train.json", entries, annotations) == "davis2017"  # the registry's
+    assert split_score_format(tmp_path / "mine.json", entries, annotations) == "davis2017"  # a DAVIS root
     binary = [dataclasses.replace(e, object_index=255) for e in entries if e.object_index == 1]
-    assert split_scoring_plan(binary)[1] == "davis2016"
+    assert split_score_format(tmp_path / "mine.json", binary, annotations) == "davis2016"
+    assert split_score_format(tmp_path / "mine.json", entries, tmp_path / "Annotations") == "generic"
 

@@ -14,6 +14,7 @@ from ssmvos.data import geometry
 from ssmvos.data.io import object_mask, read_frame, read_mask
 from ssmvos.data.tensors import image_to_tensor, mask_to_tensor
 from ssmvos.inference.engine import Engine
+from ssmvos.runtime import RuntimeSpec
 from ssmvos.inference.evaluate import evaluate_split, write_submission_zip
 from ssmvos.inference.predictor import VideoPredictor
 from ssmvos.inference.results import ResultStore
@@ -54,7 +55,7 @@ def plain_loop(model, entries, size, margin=0.5):
 
 def test_batched_cached_engine_equals_plain_per_object_loop(model, libby):
     want = plain_loop(model, libby, SIZE)
-    engine = Engine(model, SIZE, 0.5, "cpu", max_batch=16)
+    engine = Engine.for_model(model, SIZE, RuntimeSpec(device="cpu"), max_batch=16)
     state_results = list(engine.propagate(_state(engine, libby)))
     assert [r.object_ids for r in state_results] == [[1, 2]] * 6
     for obj_row, obj in enumerate([1, 2]):
@@ -71,17 +72,22 @@ def _state(engine, entries):
 
 
 def test_video_predictor_api(model, libby):
+    """SAM 2's shapes and types: logits N×1×H×W float32 on the predictor's device, rows in the
+    order objects were added; the probabilities and soft masks alongside."""
     predictor = VideoPredictor(model, input_size=224, device="cpu")
+    assert predictor.device == torch.device("cpu")
     frames = [e["image_path"] for e in libby if e["object_index"] == 1]
     state = predictor.init_state(frames)
     labels = read_mask(libby[0]["mask_path"])
     predictor.add_new_mask(state, 0, 2, labels == 2)
     predictor.add_new_mask(state, 0, 1, labels == 1)
     seen = []
-    for frame_idx, obj_ids, masks in predictor.propagate_in_video(state):
-        assert obj_ids == [1, 2]
-        assert masks.shape == (2, 480, 854) and masks.dtype == np.float32
-        assert 0.0 <= masks.min() and masks.max() <= 1.0
+    for result in predictor.propagate_in_video(state):
+        frame_idx, obj_ids, masks = result
+        assert obj_ids == [2, 1]
+        assert isinstance(masks, torch.Tensor) and masks.dtype == torch.float32 and masks.shape == (2, 1, 480, 854)
+        assert torch.equal(masks[:, 0] > 0, torch.from_numpy(result.binary))
+        assert result.probs.shape == (2, 480, 854) and 0.0 <= result.probs.min() and result.probs.max() <= 1.0
         seen.append(frame_idx)
     assert seen == list(range(6))
     with pytest.raises(SSMVOSError, match="empty"):
@@ -111,7 +117,7 @@ def test_late_objects_background_frames_and_zip(tmp_path, model):
     # masks: object 1 from libby's annotation 00005, object 2 from 00015 (both hold labels 1 and 2)
     for e in entries:
         e["mask_path"] = str(ann / ("00005.png" if e["object_index"] == 1 else "00015.png"))
-    engine = Engine(model, SIZE, 0.5, "cpu")
+    engine = Engine.for_model(model, SIZE, RuntimeSpec(device="cpu"))
     stats = evaluate_split(entries, engine, tmp_path / "per", tmp_path / "merged", progress=False)
     assert stats.objects == 2 and stats.frames == 5 and stats.object_frames == 5 + 3
     assert sorted(p.stem for p in (tmp_path / "per" / "v" / "1").glob("*.png")) == obj1
@@ -133,7 +139,7 @@ def test_device_geometry_gives_the_same_results_as_opencv_on_the_host(model, lib
     with the results kept (chains resumed from stored masks)."""
     runs = []
     for on_device in (False, True):
-        engine = Engine(model, SIZE, 0.5, "cpu", max_batch=1, device_geometry=on_device)
+        engine = Engine.for_model(model, SIZE, RuntimeSpec(device="cpu"), max_batch=1, device_geometry=on_device)
         assert engine.device_geometry is on_device
         state = _state(engine, libby)
         state.results = ResultStore(state.height, state.width)

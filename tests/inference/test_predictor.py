@@ -14,7 +14,9 @@ from conftest import DAVIS16, REFERENCE, require_shared
 from ssmvos import SSMVOSError
 from ssmvos.data.io import read_mask
 from ssmvos.inference.predictor import VideoPredictor
-from stub_network import stub_network
+from ssmvos.inference.engine import Engine
+from ssmvos.runtime import RuntimeSpec, build_runner
+from stub_network import CountingRunner, stub_predictor
 
 SIZE = 256
 ANN = REFERENCE / "davis_two_object" / "Annotations" / "480p" / "libby"
@@ -30,26 +32,15 @@ def libby():
 
 @pytest.fixture(scope="module")
 def predictor(model):
-    return VideoPredictor(model, SIZE, device="cpu")
+    """A predictor whose network work is counted (``predictor.engine.runner.calls``)."""
+    runner = CountingRunner(build_runner(model, RuntimeSpec(device="cpu"), (SIZE, SIZE)))
+    return VideoPredictor(engine=Engine(runner, (SIZE, SIZE)))
 
 
 def _counted(predictor):
     """Count the network's work from here on: encodes, forward calls and object-frames run."""
-    from collections import Counter
-
-    runner = predictor.engine.runner
-    calls = Counter()
-    encode, segment = runner.encode_reference, runner.segment
-
-    def counted_encode(images, masks):
-        calls["encode"] += 1
-        return encode(images, masks)
-
-    def counted_segment(ref, images, masks):
-        calls["segment_rows"] += images.shape[0]
-        return segment(ref, images, masks)
-
-    runner.encode_reference, runner.segment = counted_encode, counted_segment
+    calls = predictor.engine.runner.calls
+    calls.clear()
     return calls
 
 
@@ -86,7 +77,7 @@ def test_correction_recomputes_only_the_frames_from_it(model, predictor, libby):
     predictor.add_new_mask(state, k, 1, fix)
     after = _run(predictor, state)
     # the network ran for object 1 on frames k+1.. only; its reference (frame 0) was kept
-    assert calls == {"segment_rows": len(paths) - 1 - k}
+    assert calls["segment_rows"] == len(paths) - 1 - k and not calls["encode"]
     for frame in range(k):
         assert np.array_equal(after[frame][1], before[frame][1]), frame  # byte-identical
         assert np.array_equal(predictor.frame_result(state, frame).soft, before[frame][1])
@@ -127,8 +118,9 @@ def test_late_object_and_removed_object(predictor, libby):
     assert all(np.array_equal(second[f][1][0], first[f][1][1]) for f in second)
     assert not calls  # object 2's results were kept
     assert predictor.frame_result(state, 1) is None and predictor.frame_result(state, 3).object_ids == [2]
-    with pytest.raises(SSMVOSError, match="no object 1 to remove"):
-        predictor.remove_object(state, 1)
+    assert predictor.remove_object(state, 1) == ([2], [])  # as SAM 2: an unknown id changes nothing
+    with pytest.raises(RuntimeError, match="no object 1 to remove"):
+        predictor.remove_object(state, 1, strict=True)
     predictor.reset_state(state)
     assert predictor.frame_result(state, 3) is None
     with pytest.raises(SSMVOSError, match="no object was added"):
@@ -180,8 +172,7 @@ def test_live_source_is_processed_online_with_bounded_memory(model, keep_results
     comes while the generator is at most a queue's length ahead, and traced memory peaks at
     a fixed bound, the same after 1,000 frames as after 100 (kept results: compressed, and
     spilled to disk past a 1 MiB bound)."""
-    predictor = VideoPredictor(model, 224, device="cpu")
-    stub_network(predictor.engine)
+    predictor, _ = stub_predictor(224)
     frames, h, w = 1000, 120, 160
     produced = 0
 

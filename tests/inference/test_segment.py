@@ -137,18 +137,37 @@ def plain(clip, tmp_path_factory):
 
 
 def test_correction_and_late_object_from_a_later_mask(clip, plain, tmp_path):
-    proc = _segment(clip, tmp_path, "--frames", clip / "frames", "--mask", clip / "mask.png",
-                    "--mask", f"2:{clip / 'fix2.png'}")
+    masks = ("--frames", clip / "frames", "--mask", clip / "mask.png", "--mask", f"2:{clip / 'fix2.png'}")
+    proc = _segment(clip, tmp_path / "fwd", *masks, "--direction", "forward")
     assert proc.returncode == 0, proc.stderr
     assert "3 object(s) in 5 frames" in proc.stdout
     for name in ("00000", "00001"):  # before the correction: byte for byte the plain run's
-        assert (tmp_path / f"{name}.png").read_bytes() == (plain / f"{name}.png").read_bytes()
-    got, want = _labels(tmp_path), _labels(plain)
+        assert (tmp_path / "fwd" / f"{name}.png").read_bytes() == (plain / f"{name}.png").read_bytes()
+    got, want = _labels(tmp_path / "fwd"), _labels(plain)
     fix = read_mask(clip / "fix2.png")  # object 3 (the highest id) wins every pixel of its given mask
     assert (got["00002"][fix == 3] == 3).all() and {1, 3} <= set(np.unique(got["00002"]))
-    assert all(3 not in np.unique(got[n]) for n in ("00000", "00001"))  # the late object starts at frame 2
+    assert all(3 not in np.unique(got[n]) for n in ("00000", "00001"))  # forward: the late object starts at frame 2
     assert all(3 in np.unique(got[n]) for n in ("00002", "00003"))
     assert all(not np.array_equal(got[n], want[n]) for n in ("00002", "00003", "00004"))
+    # both (the default): the late object is also tracked backward from its first mask; objects
+    # 1 and 2 there, and every object from frame 2 on, are the forward run's
+    proc = _segment(clip, tmp_path / "both", *masks)
+    assert proc.returncode == 0, proc.stderr
+    both = _labels(tmp_path / "both")
+    assert sorted(both) == sorted(got)
+    for name in ("00002", "00003", "00004"):
+        assert (tmp_path / "both" / f"{name}.png").read_bytes() == (tmp_path / "fwd" / f"{name}.png").read_bytes()
+    for name in ("00000", "00001"):
+        assert 3 in np.unique(both[name])
+        assert np.array_equal(both[name][both[name] != 3], got[name][both[name] != 3])
+
+
+def test_a_forward_run_says_which_frames_it_left_out(clip, tmp_path):
+    proc = _segment(clip, tmp_path / "out", "--frames", clip / "frames", "--mask", f"2:{clip / 'mask2.png'}",
+                    "--direction", "forward")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(_labels(tmp_path / "out")) == ["00002", "00003", "00004"]
+    assert "frames 0..1 come before the first mask" in proc.stderr and "--direction both" in proc.stderr
 
 
 def test_backward_and_both_directions(clip, tmp_path):

@@ -14,7 +14,7 @@ from ssmvos.data.io import read_mask
 from ssmvos.data.tensors import image_to_tensor, normalize_images
 from ssmvos.inference.engine import Engine, VideoState
 from ssmvos.inference.frames import FrameFiles
-from ssmvos.runtime import NetworkRunner, matmul_scope, precision_scope, resolve_device
+from ssmvos.runtime import RuntimeSpec, TorchRunner, matmul_scope, precision_scope, resolve_device
 
 INPUTS = ("ref_img", "ref_mask", "cur_img", "prev_mask")
 
@@ -81,12 +81,12 @@ def test_box_region_equals_paste_back():
 
 
 def test_runner_reproduces_the_original_forward(model, golden):
-    runner = NetworkRunner(model, "cpu", "fp32")
+    runner = TorchRunner(model, "cpu", "fp32")
     ref = runner.encode_reference_tensors(golden["ref_img"], golden["ref_mask"])
     got = runner.segment_tensors(ref, golden["cur_img"], golden["prev_mask"])
     assert relative_error(got, golden["out"]) <= 1e-4
     # tf32 only touches NVIDIA matrix units: on a CPU it is fp32, bit for bit
-    tf32 = NetworkRunner(model, "cpu", "tf32")
+    tf32 = TorchRunner(model, "cpu", "tf32")
     assert torch.equal(tf32.segment_tensors(tf32.encode_reference_tensors(golden["ref_img"], golden["ref_mask"]),
                                             golden["cur_img"], golden["prev_mask"]), got)
 
@@ -94,7 +94,7 @@ def test_runner_reproduces_the_original_forward(model, golden):
 @pytest.mark.slow
 def test_compiled_runner_reproduces_the_original_forward(model, golden):
     """torch.compile (inductor) passes the same golden test (about half a minute of compiling)."""
-    runner = NetworkRunner(model, "cpu", "fp32", compile=True)
+    runner = TorchRunner(model, "cpu", "fp32", compile=True)
     ref = runner.encode_reference_tensors(golden["ref_img"], golden["ref_mask"])
     got = runner.segment_tensors(ref, golden["cur_img"], golden["prev_mask"])
     assert relative_error(got, golden["out"]) <= 1e-4
@@ -106,7 +106,7 @@ def test_cuda_graphs_need_cuda(model):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     with pytest.raises(SSMVOSError, match="CUDA graphs need a CUDA device"):
-        NetworkRunner(model, "cpu", cuda_graphs=True)
+        TorchRunner(model, "cpu", cuda_graphs=True)
 
 
 def _libby_video(engine, frames=5):
@@ -123,7 +123,7 @@ def test_lookahead_gives_the_same_results(model):
     """The GPU order (frame t+1 handed to the network before frame t is yielded) changes nothing."""
     results = {}
     for lookahead in (False, True):
-        engine = Engine(model, (224, 224), 0.5, "cpu", lookahead=lookahead)
+        engine = Engine.for_model(model, (224, 224), RuntimeSpec(device="cpu"), lookahead=lookahead)
         results[lookahead] = [(r.frame_index, r.object_ids, r.soft.copy())
                               for r in engine.propagate(_libby_video(engine))]
         assert set(engine.stage_seconds) == {"frames", "prepare", "network", "paste-back"}
@@ -137,7 +137,7 @@ def test_non_finite_network_output_is_an_error_not_a_mask(model):
     broken.load_state_dict(model.state_dict())
     with torch.no_grad():
         broken.classifier.bias.fill_(float("nan"))
-    engine = Engine(broken, (224, 224), 0.5, "cpu")
+    engine = Engine.for_model(broken, (224, 224), RuntimeSpec(device="cpu"))
     with pytest.raises(SSMVOSError, match="not finite"):
         list(engine.propagate(_libby_video(engine, frames=3)))
 

@@ -32,6 +32,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..data.io import VIDEO_SUFFIXES
+from ..assets import demo_clip
 from ..errors import SSMVOSError
 from .session import AppSession, confined, list_folder, png_to_labels, session_json, unpack_frames_zip
 
@@ -132,8 +133,6 @@ def create_app(predictor, config: AppConfig | None = None) -> Starlette:
     async def new_session(request: Request) -> Response:
         session = sessions.create()
         if config.demo:
-            from ..inference.segment import demo_clip
-
             await run_in_threadpool(session.open, demo_clip()[0], "demo")
         return JSONResponse(session.info())
 
@@ -146,7 +145,7 @@ def create_app(predictor, config: AppConfig | None = None) -> Starlette:
 
     async def server_info(request: Request) -> Response:
         return JSONResponse({"root": config.root is not None, "max_upload_mb": config.max_upload_mb,
-                             "device": str(predictor.engine.device), "precision": predictor.engine.precision})
+                             "device": str(predictor.device), "precision": predictor.precision})
 
     # -- opening videos ---------------------------------------------------------------
     def require_root() -> Path:
@@ -166,8 +165,6 @@ def create_app(predictor, config: AppConfig | None = None) -> Starlette:
         return JSONResponse(await run_in_threadpool(session.open, target, str(rel)))
 
     async def open_demo(request: Request) -> Response:
-        from ..inference.segment import demo_clip
-
         return JSONResponse(await run_in_threadpool(session_of(request).open, demo_clip()[0], "demo"))
 
     async def upload(request: Request) -> Response:

@@ -26,8 +26,8 @@ from PIL import Image
 
 from ..data.io import DAVIS_PALETTE, VIDEO_SUFFIXES, IMAGE_SUFFIXES
 from ..errors import SSMVOSError
+from ..options import DIRECTIONS
 
-DIRECTIONS = ("forward", "backward", "both")
 SESSION_FORMAT = "ssmvos-session/1"
 
 
@@ -138,6 +138,7 @@ class Job:
     kind: str
     total: int
     done: int = 0
+    computed: int = 0  # frames the network ran on (the rest were given or read back)
     state: str = "running"  # running | done | cancelled | error
     message: str = ""
     events: list[dict] = field(default_factory=list)
@@ -207,7 +208,7 @@ class AppSession:
                             "objects": self.object_ids()}
         if job is not None:
             out["job"] = {"kind": job.kind, "state": job.state, "done": job.done, "total": job.total,
-                          "message": job.message}
+                          "computed": job.computed, "message": job.message}
         return out
 
     def frame_jpeg(self, index: int) -> bytes:
@@ -261,10 +262,7 @@ class AppSession:
 
     def result_frames(self) -> list[int]:
         """The frames with kept results (given masks count: they are their frame's result)."""
-        store, objects = self.state.results, self.state.objects
-        if store is None:
-            return []
-        return sorted(f for f in store.frames() if any(o in objects for o in store.objects_at(f)))
+        return self.predictor.kept_frames(self.state)
 
     def object_ids(self) -> list[int]:
         ids: set[int] = set()
@@ -300,14 +298,19 @@ class AppSession:
     def _run(self, job: Job, direction: str) -> None:
         try:
             with self.network_lock:
-                start = self._give_masks()
-                passes = {"forward": [False], "backward": [True], "both": [False, True]}[direction]
-                job.total = sum(self._span(start, reverse) for reverse in passes)
+                self._give_masks()
+                job.total = self.predictor.frames_to_propagate(self.state, direction)
                 job.emit(type="start", total=job.total)
-                for reverse in passes:
-                    if job.cancel.is_set():
-                        break
-                    self._pass(job, start, reverse)
+                frames = self.predictor.propagate(self.state, direction)
+                try:
+                    for result in frames:  # the predictor keeps each frame's results
+                        if job.cancel.is_set():
+                            break
+                        job.done += 1
+                        job.computed += result.computed
+                        job.emit(type="frame", frame=int(result.frame_index), done=job.done, total=job.total)
+                finally:
+                    frames.close()
             job.state = "cancelled" if job.cancel.is_set() else "done"
         except SSMVOSError as exc:
             job.state, job.message = "error", str(exc)
@@ -315,49 +318,29 @@ class AppSession:
             job.state, job.message = "error", f"internal error: {type(exc).__name__}: {exc}"
             raise
         finally:
-            job.emit(type=job.state, done=job.done, total=job.total, message=job.message)
+            job.emit(type=job.state, done=job.done, total=job.total, computed=job.computed, message=job.message)
 
-    def _span(self, start: int, reverse: bool) -> int:
-        return start + 1 if reverse else self.state.num_frames - start
-
-    def _give_masks(self) -> int:
+    def _give_masks(self) -> None:
         """Hand the predictor what changed in the user's masks since the last propagation: new
-        objects and corrections (``add_new_mask``), objects erased everywhere
-        (``remove_object``); an object that lost a mask on some frame is given anew. Returns the
-        frame propagation starts from: the earliest change, else the first mask."""
+        objects and corrections (``add_new_mask``), masks taken away
+        (``clear_all_prompts_in_frame``) and objects erased everywhere (``remove_object``)."""
         wanted: dict[int, dict[int, np.ndarray]] = {}
         for index in sorted(self.annotations):
             labels = self.annotation(index)
             for obj in (int(v) for v in np.unique(labels) if v):
                 wanted.setdefault(obj, {})[index] = labels == obj
-        changed: list[int] = []
         for obj in sorted(set(self.given) - set(wanted)):
             self.predictor.remove_object(self.state, obj)
-            changed.append(min(self.given.pop(obj)))
+            del self.given[obj]
         for obj, masks in wanted.items():
             digests = {f: hashlib.sha1(np.packbits(m).tobytes()).hexdigest() for f, m in masks.items()}
             had = self.given.get(obj, {})
-            if set(had) - set(digests):  # a mask was taken away: the object is given again from scratch
-                self.predictor.remove_object(self.state, obj)
-                changed.append(min(had))
-                had = {}
             for index in sorted(masks):  # in frame order: an object's first mask is its reference
                 if had.get(index) != digests[index]:
-                    self.predictor.add_new_mask(self.state, index, obj, masks[index])
-                    changed.append(index)
+                    self.predictor.add_new_mask(self.state, index, obj, masks[index], need_output=False)
+            for index in sorted(set(had) - set(digests)):
+                self.predictor.clear_all_prompts_in_frame(self.state, index, obj, need_output=False)
             self.given[obj] = digests
-        return min(changed) if changed else min(self.annotations)
-
-    def _pass(self, job: Job, start: int, reverse: bool) -> None:
-        frames = self.predictor.propagate_in_video(self.state, start_frame_idx=start, reverse=reverse)
-        try:
-            for result in frames:  # the predictor keeps each frame's results
-                if job.cancel.is_set():
-                    return
-                job.done += 1
-                job.emit(type="frame", frame=int(result.frame_index), done=job.done, total=job.total)
-        finally:
-            frames.close()
 
     # -- export --------------------------------------------------------------------------
     def _require_results(self) -> list[int]:

@@ -50,14 +50,11 @@ def run(args: argparse.Namespace) -> int:
     except ImportError:
         raise SSMVOSError(f"ssmvos app needs its extra packages: {INSTALL}") from None
     from ..app.server import AppConfig, create_app
-    from ..checkpoint import load_checkpoint
-    from ..inference.predictor import VideoPredictor
-    from ..weights import resolve_weights
-    from .common import backend_options, check_network_input
+    from ..build import build_predictor
+    from .common import runtime_spec
     from .types import INPUT_SIZE_FLAGS
 
-    size = (args.input_height, args.input_width)
-    check_network_input(*size, None, INPUT_SIZE_FLAGS, None)  # before any download
+    spec = runtime_spec(args)
     root = None
     if args.root is not None:
         root = Path(args.root).expanduser()
@@ -69,14 +66,13 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise SSMVOSError(f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc}); pick another --port "
                           "or --host") from None
-    model = load_checkpoint(resolve_weights(args.weights))
-    check_network_input(*size, model.config["keep_topk"], INPUT_SIZE_FLAGS, None)
-    predictor = VideoPredictor(model, size, device=args.device, precision=args.precision, **backend_options(args))
+    predictor = build_predictor(args.weights, (args.input_height, args.input_width), spec,
+                                size_source=INPUT_SIZE_FLAGS)
     app = create_app(predictor, AppConfig(root=root, demo=args.demo, max_upload_mb=args.max_upload_mb))
     if not _loopback(args.host):
         print(f"warning: listening on {args.host}: anyone who can reach this address can use the app and "
               "upload files; there is no login", file=sys.stderr)
     shown = "localhost" if args.host in ("127.0.0.1", "::1", "0.0.0.0", "::") else args.host
-    print(f"ssmvos app on {predictor.engine.device}: open http://{shown}:{args.port}/  (Ctrl-C stops it)", flush=True)
+    print(f"ssmvos app on {predictor.device}: open http://{shown}:{args.port}/  (Ctrl-C stops it)", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0

@@ -48,20 +48,10 @@ def add_propagation_flags(p: argparse.ArgumentParser) -> None:
                    help="objects per forward pass (default 16; at least 1)")
 
 
-def backend_options(args: argparse.Namespace) -> dict:
-    """backend (--compile is --backend compile), onnx and cuda_graphs from add_inference_flags' flags."""
-    from ..runtime import resolve_backend
+def runtime_spec(args: argparse.Namespace):
+    """The :class:`~ssmvos.runtime.RuntimeSpec` of add_inference_flags' flags (checked: a
+    conflict is one error naming the flags, before any model is loaded)."""
+    from ..runtime import RuntimeSpec
 
-    return {"backend": resolve_backend(args.backend, args.compile), "onnx": args.onnx, "cuda_graphs": args.cuda_graphs}
-
-
-def check_network_input(height: int, width: int, keep_topk: int | None, size_flags: str, topk_flag: str | None) -> None:
-    """Raise SSMVOSError unless the network can run at height×width with keep_topk (None: any,
-    for checks before a checkpoint is read), naming the flags of the command that set them."""
-    from ..errors import SSMVOSError
-    from ..model.ssm import input_problem
-
-    problem = input_problem(height, width, keep_topk)
-    if problem:
-        flags = size_flags + (f" / {topk_flag}" if topk_flag else "")
-        raise SSMVOSError(f"{problem} (set by {flags})")
+    return RuntimeSpec.of(args.backend, args.compile, device=args.device, precision=args.precision,
+                          cuda_graphs=args.cuda_graphs, onnx=args.onnx)

@@ -25,17 +25,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..checkpoint import load_checkpoint
-    from ..onnx_backend import export_onnx, read_export
-    from ..weights import resolve_weights
-    from .common import check_network_input
+    from ..export.onnx import export_onnx, read_export
+    from ..weights import load_model
 
     height, width = args.input_height, args.input_width
-    check_network_input(height, width, args.keep_topk, INPUT_SIZE_FLAGS, "--keep-topk")  # before any download
-    model = load_checkpoint(resolve_weights(args.weights), encoder=args.encoder, matching=args.matching,
-                            keep_topk=args.keep_topk)
-    check_network_input(height, width, model.config["keep_topk"], INPUT_SIZE_FLAGS, "--keep-topk")
-    manifest = export_onnx(model, args.out, (height, width))
+    flags = f"{INPUT_SIZE_FLAGS} / --keep-topk"
+    model = load_model(args.weights, input_size=(height, width), encoder=args.encoder, matching=args.matching,
+                       keep_topk=args.keep_topk, size_source=flags)
+    manifest = export_onnx(model, args.out, (height, width), size_source=flags)
     errors = read_export(args.out).manifest["verification"]["relative_error"]
     print(f"exported {height}x{width} to {args.out}: encode_reference.onnx, segment.onnx, {manifest.name}; "
           f"ONNX Runtime vs PyTorch: largest relative error {max(errors.values()):.2g}")

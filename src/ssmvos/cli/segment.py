@@ -5,7 +5,8 @@ import argparse
 import os
 import sys
 
-from .common import add_inference_flags, add_propagation_flags, backend_options, check_network_input
+from .common import add_inference_flags, add_propagation_flags, runtime_spec
+from ..options import DIRECTIONS
 from .types import INPUT_SIZE_FLAGS, add_input_size_flags, frame_folder
 
 
@@ -34,9 +35,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "for masks on several frames (required unless --demo)")
     p.add_argument("--session", metavar="FILE",
                    help="take the masks of a session file saved by 'ssmvos app' (with any --mask given too)")
-    p.add_argument("--direction", choices=["forward", "backward", "both"], default=None,
-                   help="forward from the first mask, backward from the last, or both: frames before the first "
-                   "mask backward and the rest forward (default both; live sources: forward only)")
+    p.add_argument("--direction", choices=DIRECTIONS, default=None,
+                   help="forward from the first mask, backward from the last, or both: every object backward and "
+                   "forward from its first mask (default both; live sources: forward only)")
     p.add_argument("--reference", choices=["first", "latest"], default="first",
                    help="after a correction, match frames against the object's first mask (default, as the "
                    "original) or the latest mask given")
@@ -84,12 +85,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _segment(args: argparse.Namespace, masks: list[tuple[int, str]]) -> int:
+    from ..assets import demo_clip
     from ..atomic import check_output_file, check_output_folder
-    from ..checkpoint import load_checkpoint
+    from ..build import build_predictor
     from ..errors import SSMVOSError
-    from ..inference.predictor import VideoPredictor
-    from ..inference.segment import demo_clip, segment_video
-    from ..weights import resolve_weights
+    from ..inference.segment import segment_video
 
     if args.demo:
         video, demo_mask = demo_clip()
@@ -98,19 +98,21 @@ def _segment(args: argparse.Namespace, masks: list[tuple[int, str]]) -> int:
         video = args.video or args.frames
         if not masks:
             raise SSMVOSError("--mask is required (the first-frame mask PNG, or FRAME:PATH), or --session FILE")
-    size = (args.input_height, args.input_width)
-    check_network_input(*size, None, INPUT_SIZE_FLAGS, None)  # before any download
+    spec = runtime_spec(args)
     check_output_folder(args.out, "--out")
     if args.overlay is not None:
         check_output_file(args.overlay, "--overlay")
-    model = load_checkpoint(resolve_weights(args.weights))
-    check_network_input(*size, model.config["keep_topk"], INPUT_SIZE_FLAGS, None)
-    predictor = VideoPredictor(model, size, args.fix_margin, args.device, args.precision, args.max_batch,
-                               **backend_options(args))
+    predictor = build_predictor(args.weights, (args.input_height, args.input_width), spec,
+                                size_source=INPUT_SIZE_FLAGS, margin=args.fix_margin, max_batch=args.max_batch)
     stats = segment_video(predictor, video, masks, args.out, args.overlay, progress=not args.no_progress,
                           direction=args.direction, drop=not args.no_drop, reference=args.reference)
     extra = "; ".join(x for x in (stats.latency_summary(),
                                   f"dropped {stats.dropped} frame(s)" if stats.latencies else "") if x)
+    if stats.unmasked:
+        where = "before the first mask" if stats.unmasked.start == 0 else "after the last mask"
+        hint = "--direction both" if stats.unmasked.start == 0 else "--direction both or forward"
+        print(f"note: frames {stats.unmasked.start}..{stats.unmasked.stop - 1} come {where} and were not segmented "
+              f"with --direction {args.direction}: they have no PNG ({hint} segments them)", file=sys.stderr)
     if stats.interrupted:
         print(f"ssmvos segment: interrupted after {stats.frames} frames; their masks are complete in {args.out}"
               + (f" and in the overlay {args.overlay}" if args.overlay and stats.frames else "")

@@ -14,6 +14,8 @@ import os
 import textwrap
 from collections.abc import Callable
 
+from ..pretrained import DEFAULT_INPUT_SIZE
+
 
 def _bounds(lo: float | None, hi: float | None) -> str:
     if lo is not None and hi is not None:
@@ -79,7 +81,7 @@ class InputSizeAction(argparse.Action):
 INPUT_SIZE_FLAGS = "--input-size / --input-height / --input-width"
 
 
-def add_input_size_flags(p: argparse.ArgumentParser, default: int = 512) -> None:
+def add_input_size_flags(p: argparse.ArgumentParser, default: int = DEFAULT_INPUT_SIZE) -> None:
     """``--input-size N | H W`` and the original ``--input-height H --input-width W`` (the last one given wins)."""
     side = int_range(1)
     p.add_argument("--input-size", nargs="+", type=side, action=InputSizeAction, default=argparse.SUPPRESS,

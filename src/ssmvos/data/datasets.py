@@ -152,6 +152,22 @@ def split_info(split_file: str | Path) -> tuple[DatasetInfo, SplitInfo] | None:
     return None
 
 
+def split_score_format(split_file: str | Path, entries: list[FrameEntry], annotations: Path) -> str:
+    """The rules a split's results are scored with: its registered split's format (e.g.
+    ``davis2017_val.json`` -> davis2017); for a split file of its own, what it holds: DAVIS
+    2016's single object (index 255) -> davis2016, the ``Annotations/480p`` folder of a
+    DAVIS root -> davis2017, anything else (YouTube-VOS-layout datasets: hold-outs of
+    YouTube-VOS or MOSE train) -> generic."""
+    known = split_info(split_file)
+    if known is not None and known[1].score_format is not None:
+        return known[1].score_format
+    if {e.object_index for e in entries} == {255}:
+        return "davis2016"
+    if annotations.name == "480p" and annotations.parent.name == "Annotations":
+        return "davis2017"
+    return "generic"
+
+
 def default_roots(datasets_root: str | Path) -> dict[str, Path]:
     """The dataset folders of the default layout that exist under ``datasets_root``."""
     base = Path(datasets_root)

@@ -20,11 +20,10 @@ import sys
 import tempfile
 import zipfile
 import zlib
-from pathlib import Path, PurePosixPath
-from urllib.parse import urlparse
+from pathlib import Path
 
 from ..atomic import check_output_folder, default_dir_mode, make_dirs, os_error_reason
-from ..fetch import base_url_from_env, download
+from ..fetch import download, file_name, mirrored
 from ..errors import SSMVOSError
 from .datasets import DatasetInfo, dataset
 
@@ -51,11 +50,7 @@ def _source(name: str) -> DatasetInfo:
 
 def dataset_url(name: str, base_url: str | None = None) -> str:
     """The archive's address: ``base_url`` (or ``$SSMVOS_DATA_URL``) + its file name, else the official one."""
-    url = _source(name).archive_url
-    base = base_url or base_url_from_env(DATA_URL_ENV)
-    if base:
-        return f"{base.rstrip('/')}/{PurePosixPath(urlparse(url).path).name}"
-    return url
+    return mirrored(_source(name).archive_url, DATA_URL_ENV, base_url)
 
 
 def missing_folders(folder: str | os.PathLike, required: tuple[str, ...] = DAVIS_FOLDERS) -> list[str]:
@@ -125,7 +120,7 @@ def download_dataset(name: str, root: str | os.PathLike = "datasets", base_url: 
     check_output_folder(root, "dataset root")
     make_dirs(root)
     downloads = root / ".downloads"
-    archive = downloads / PurePosixPath(urlparse(src.archive_url).path).name
+    archive = downloads / file_name(src.archive_url)
     hint = (f"check your internet connection, or download {src.archive_url} by hand, unzip it and "
             f"rename the DAVIS folder inside to {target}")
     if force or not archive.is_file():

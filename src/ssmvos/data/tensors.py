@@ -1,4 +1,5 @@
-"""Arrays -> network tensors (the original's ToTensor + ImageNet Normalize)."""
+"""Arrays -> network tensors (the original's ToTensor + ImageNet Normalize; the statistics are the
+published models' cards', :mod:`ssmvos.pretrained`)."""
 from __future__ import annotations
 
 import functools
@@ -6,8 +7,8 @@ import functools
 import numpy as np
 import torch
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from ..pretrained import IMAGENET_MEAN, IMAGENET_STD
+
 
 
 def normalize_images(images: torch.Tensor,

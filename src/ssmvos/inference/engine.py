@@ -14,180 +14,118 @@ which matches every frame against frame 0) or, after a correction, the latest gi
 the chain passed (``reference="latest"``: the chain restarts there as if the video began
 at that frame). Without corrections the two are the same.
 
-Results can be kept per (frame, object) in a compact :class:`~.results.ResultStore`, with how
-each was made; a result stays valid until a mask given later would change it, so that
-propagating again after a correction at frame k runs the network for frames >= k only
-(forward) and reads the rest back.
+Kept results. Results can be kept per (frame, object) in a compact
+:class:`~.results.ResultStore`, with how each was made (its chain's anchor mask, reference
+and direction). A kept result stays valid until a mask given later would change it (a mask
+given between it and its anchor, or its anchor or reference mask replaced or cleared), so
+that propagating again after a correction at frame k runs the network for frames >= k only
+(forward) and reads the rest back. **The kept result of a frame is the one the last pass
+that computed it made**, and every view agrees with it: a pass yields, on each frame, the
+objects it runs or reads back AND every other object's valid kept result there (so a
+backward pass does not drop objects a forward pass found); :meth:`Engine.result_at` and
+:meth:`Engine.kept_frames` show the same.
+
+Where a pass starts. An object that has a given mask before the start of a forward pass
+(after it, backward) but no valid kept result on the frame before the start is first
+caught up: its chain runs from its nearest mask up to the start, unseen, so that the start
+frame gets what a whole run gives there.
 
 Unlike the original, all objects active at a frame run as one batch, each frame is decoded
-once for all of them, and decoding is prefetched in threads. How the network itself runs
-(device, precision, layout, compilation, CUDA graphs) is ``ssmvos.runtime.NetworkRunner``'s.
+once for all of them, and decoding is prefetched in threads. How the network runs (device,
+precision, layout, compilation, CUDA graphs, backend) is the runner's
+(:class:`ssmvos.runtime.Runner`, passed in); where the crop geometry runs is one of two
+strategies (:mod:`.crops`).
 """
 from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 import torch
 
-from ..data import geometry
-from ..errors import SSMVOSError
+from ..errors import SSMVOSError, SSMVOSRuntimeError, SSMVOSValueError
 from ..model import SSM, ReferenceEncoding
-from ..model.ssm import input_problem
-from ..runtime import HostCopy, NetworkRunner, make_runner, resolve_backend
-from .frames import FrameSource
-from .results import Provenance, ResultStore, StoredResult
+from ..model.ssm import check_input_size
+from ..runtime import Runner, RuntimeSpec, build_runner
+from .crops import DeviceGeometry, HostGeometry, NotFinite, Pasted
+from .results import Provenance, StoredResult
+from .state import REFERENCES, FrameResult, ObjectState, Prompt, VideoState
 
-#: which given mask an object is matched against (see the module docstring)
-REFERENCES = ("first", "latest")
-
-
-@dataclass
-class Prompt:
-    """A mask given for an object at one frame; ``version`` grows with every mask given."""
-
-    mask: np.ndarray  # H×W float32 {0, 1}
-    version: int
-
-
-@dataclass
-class ObjectState:
-    """One object: the masks given for it by frame, the frame of the first one given (its
-    reference under ``reference="first"``), optionally the frames where it is tracked, and
-    its reference encodings by (frame, version) of the mask they encode."""
-
-    object_id: int
-    prompts: dict[int, Prompt]
-    first: int
-    frames: frozenset[int] | None = None  # frames where it is tracked (None: every frame)
-    encodings: dict[tuple[int, int], ReferenceEncoding] = field(default_factory=dict)
-
-    def tracked_at(self, frame_index: int) -> bool:
-        return self.frames is None or frame_index in self.frames
-
-    def reference_frame(self, anchor: int, reference: str) -> int:
-        """The frame whose given mask a chain started at ``anchor`` is matched against."""
-        return self.first if reference == "first" else anchor
-
-
-@dataclass
-class FrameResult:
-    """What one frame yields: ids of the objects present and their foreground probabilities.
-
-    ``probs`` is N×H×W float32 in [0, 1] (a given mask itself on the frame it was given;
-    ``soft / 255`` for a result read back from the store); ``soft`` is N×H×W uint8(p·255),
-    the original's saved soft mask; ``image`` is the decoded H×W×3 uint8 frame (None for
-    results read back with ``VideoPredictor.frame_result``); ``fps`` the source's frame rate
-    if known; ``latency`` (live sources) seconds from the frame's arrival to this result.
-    Unpacks as SAM 2's ``(frame_index, object_ids, masks)``.
-    """
-
-    frame_index: int
-    object_ids: list[int]
-    probs: np.ndarray
-    soft: np.ndarray
-    image: np.ndarray | None
-    fps: float | None = None
-    latency: float | None = None
-
-    @property
-    def masks(self) -> np.ndarray:
-        return self.probs
-
-    def __iter__(self) -> Iterator:
-        return iter((self.frame_index, self.object_ids, self.probs))
-
-
-@dataclass
-class VideoState:
-    """Per-video inference state: frame source, size, the objects by id, which reference
-    they are matched against (:data:`REFERENCES`) and, if kept, their results."""
-
-    frames: FrameSource
-    height: int
-    width: int
-    objects: dict[int, ObjectState] = field(default_factory=dict)
-    reference: str = "first"
-    results: ResultStore | None = None
-    version: int = 0  # of the latest mask given
-    prompt_frames: set[int] = field(default_factory=set)  # frames with a given mask (any object)
-
-    @property
-    def num_frames(self) -> int | None:
-        """The number of frames; None for a live source (unknown until it ends)."""
-        return None if self.frames.live else len(self.frames)
+__all__ = ["Engine", "FrameResult", "ObjectState", "Prompt", "REFERENCES", "VideoState"]
 
 
 @dataclass
 class _Chain:
-    """One object's running chain in a pass: its reference and previous mask, and the
-    provenance its results get."""
+    """One object's running chain in a pass: its reference and previous mask (in the
+    geometry strategy's form), and the provenance its results get."""
 
     object_id: int
-    prev_mask: np.ndarray | torch.Tensor  # H×W {0, 1}: float32 on the host, or bool on the device
+    prev_mask: np.ndarray | torch.Tensor
     provenance: Provenance
     reference: ReferenceEncoding | None = None
 
 
 @dataclass
-class _Frame:
-    """One frame on its way through :meth:`Engine.propagate`."""
+class _Row:
+    """One object on one frame: ``given`` (its mask given there), ``stored`` (its chain's
+    kept result, read back), ``run`` (segmented now) or ``kept`` (another pass's valid kept
+    result, shown; no chain)."""
 
-    index: int
-    image: np.ndarray
-    chains: list[_Chain]  # the objects present at this frame, in id order
-    probs: np.ndarray  # len(chains)×H×W: given masks filled in at once, the rest when collected
-    running: list[int]  # rows that the network segments
-    stored: dict[int, StoredResult]  # rows read back from the store
-    arrival: float | None = None
-    launched: "_Launched | None" = None
-    pasted: "_Pasted | None" = None
+    object_id: int
+    kind: str
+    chain: _Chain | None = None
+    mask: np.ndarray | None = None
+    stored: StoredResult | None = None
 
 
 @dataclass
 class _Launched:
     """Network work handed to the runner (asynchronous on a GPU) and not yet collected."""
 
-    objects: list[_Chain]
-    boxes: list[geometry.CropBox] | HostCopy  # HostCopy: boxes computed on the device, on their way
+    chains: list[_Chain]
+    boxes: object  # the geometry strategy's boxes
     probs: list[torch.Tensor]  # per object: 1×2×h×w probabilities on the device
-    height: int
-    width: int
 
 
 @dataclass
-class _Pasted:
-    """Pasted-back results: host arrays, or (device geometry) copies to the host in flight."""
+class _Frame:
+    """One frame on its way through a pass."""
 
-    probs: np.ndarray | None = None  # N×H×W float32 foreground probabilities
-    chain: list[np.ndarray] | None = None  # per object: H×W {0, 1}, the next previous mask
-    copy: HostCopy | None = None  # device geometry: [probs, finite, chain masks]
+    index: int
+    image: np.ndarray
+    rows: list[_Row]
+    soft: np.ndarray  # len(rows)×H×W uint8
+    binary: np.ndarray  # len(rows)×H×W bool
+    arrival: float | None = None
+    launched: _Launched | None = None
+    pasted: Pasted | None = None
+
+    @property
+    def running(self) -> list[int]:
+        return [r for r, row in enumerate(self.rows) if row.kind == "run"]
 
 
 class Engine:
-    """Runs the SSM network over videos: crops, chains and pastes back around a NetworkRunner.
+    """Runs the SSM network over videos: crops, chains and pastes back around a runner.
 
-    input_size: (height, width) of the network crop; margin: the crop margin
-    (``--fix-margin``); max_batch: at most this many objects per forward pass. device,
-    precision, channels_last (NHWC layout: faster convolutions in oneDNN and cuDNN),
-    cuda_graphs, backend ('torch', 'compile', 'onnxruntime'; ``compile=True`` is 'compile')
-    and onnx (an export folder for 'onnxruntime') choose the runner
-    (:func:`~ssmvos.runtime.make_runner`).
+    runner: a :class:`ssmvos.runtime.Runner` (:meth:`for_model` builds one from a model and
+    a :class:`~ssmvos.runtime.RuntimeSpec`); input_size: (height, width) of the network crop;
+    margin: the crop margin (``--fix-margin``); max_batch: at most this many objects per
+    forward pass.
 
     lookahead (default: on for CUDA): :meth:`propagate` hands frame t+1 to the network before
     it yields frame t, so that the caller's work on a result (merging, writing PNGs) overlaps
     an asynchronous network. The results are the same either way.
 
-    device_geometry (default: on for CUDA with the torch and compile backends): crop boxes,
-    crop + resize and paste-back run as tensor operations where the network runs
-    (``geometry.mask_boxes``, ``crop_resize_tensors``; the same numbers as OpenCV's, see
-    there), the previous masks stay there, and only the results travel to the host,
-    asynchronously: the host never waits for the device between frames, so a fast GPU is
-    not held up by the CPU. Off: the host does the geometry with OpenCV (the original's way).
+    device_geometry (default: on for CUDA when the runner allows it): crop boxes, crop +
+    resize and paste-back run as tensor operations where the network runs
+    (:class:`~.crops.DeviceGeometry`; the same numbers as OpenCV's), so that the host never
+    waits for the device between frames. Off: the host does the geometry with OpenCV (the
+    original's way, :class:`~.crops.HostGeometry`).
 
     OpenCV is set to one thread: on 512² crops its thread pool costs more than it saves
     (0.74 vs 1.55 ms per crop and resize on 2 cores, more with many cores).
@@ -199,32 +137,38 @@ class Engine:
     waiting for the network and the copies to the host to finish).
     """
 
-    def __init__(self, model: SSM, input_size: tuple[int, int] = (512, 512), margin: float = 0.5,
-                 device: str | torch.device = "cpu", precision: str = "fp32", max_batch: int = 16,
-                 channels_last: bool = True, compile: bool = False, cuda_graphs: bool = False,
-                 lookahead: bool | None = None, backend: str = "torch", onnx: str | None = None,
-                 device_geometry: bool | None = None):
-        problem = input_problem(*input_size, model.config["keep_topk"])
-        if problem:
-            raise SSMVOSError(f"{problem} (input_size)")
-        self.runner = make_runner(model, resolve_backend(backend, compile), device, precision, input_size=input_size,
-                                  channels_last=channels_last, cuda_graphs=cuda_graphs, onnx=onnx)
-        self.lookahead = self.runner.device.type == "cuda" if lookahead is None else lookahead
+    def __init__(self, runner: Runner, input_size: tuple[int, int] = (512, 512), margin: float = 0.5,
+                 max_batch: int = 16, lookahead: bool | None = None, device_geometry: bool | None = None):
+        self.runner = runner
+        on_cuda = runner.device.type == "cuda"
         if device_geometry is None:
-            device_geometry = self.runner.device.type == "cuda" and isinstance(self.runner, NetworkRunner)
-        elif device_geometry and not isinstance(self.runner, NetworkRunner):
-            raise SSMVOSError("device geometry needs the torch or compile backend")
-        self.device_geometry = device_geometry
-        self.input_size = input_size
+            device_geometry = on_cuda and runner.device_geometry
+        elif device_geometry and not runner.device_geometry:
+            raise SSMVOSError(f"device geometry needs the torch or compile backend, not {runner.backend}")
+        self.lookahead = on_cuda if lookahead is None else lookahead
+        self.input_size = tuple(input_size)
         self.margin = margin
         self.max_batch = max_batch
         self.stage_seconds: Counter[str] = Counter()
+        strategy = DeviceGeometry if device_geometry else HostGeometry
+        self.geometry = strategy(runner, self.input_size, margin, self.stage_seconds)
         self._batched_refs: tuple[tuple[int, ...], ReferenceEncoding] | None = None
         cv2.setNumThreads(1)
 
+    @classmethod
+    def for_model(cls, model: SSM, input_size: tuple[int, int] = (512, 512), runtime: RuntimeSpec | None = None, *,
+                  margin: float = 0.5, max_batch: int = 16, lookahead: bool | None = None,
+                  device_geometry: bool | None = None, size_source: str = "input_size") -> "Engine":
+        """An engine running ``model`` as ``runtime`` asks (default: eager torch, fp32, on
+        'auto'), after checking that the model can run at ``input_size`` (``size_source``
+        names what set it in the error)."""
+        check_input_size(*input_size, model.config["keep_topk"], size_source)
+        runner = build_runner(model, runtime or RuntimeSpec(), tuple(input_size))
+        return cls(runner, input_size, margin, max_batch, lookahead, device_geometry)
+
     @property
-    def model(self) -> SSM:
-        return self.runner.model
+    def device_geometry(self) -> bool:
+        return self.geometry.on_device
 
     @property
     def device(self) -> torch.device:
@@ -235,132 +179,76 @@ class Engine:
         return self.runner.precision
 
     @property
-    def memory_format(self) -> torch.memory_format:
-        return self.runner.memory_format
+    def backend(self) -> str:
+        return self.runner.backend
 
     # -- network steps -------------------------------------------------------------------
-    def _prepare(self, image: np.ndarray, masks: list[np.ndarray],
-                 boxes: list[geometry.CropBox]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Crops of one frame around each box, resized: (N×h×w×3 uint8, N×h×w uint8 masks)."""
-        t = time.perf_counter()
-        h, w = self.input_size
-        pairs = [geometry.crop_resize(image, m, b, h, w) for m, b in zip(masks, boxes)]
-        images = torch.from_numpy(np.stack([p[0] for p in pairs]))
-        crops = torch.from_numpy(np.stack([p[1] for p in pairs]).astype(np.uint8))
-        self.stage_seconds["prepare"] += time.perf_counter() - t
-        return images, crops
-
     def encode_reference(self, image: np.ndarray, mask: np.ndarray) -> ReferenceEncoding:
         """Encode an object's reference frame (H×W×3 uint8, H×W float mask), cropped around the mask."""
-        return self.runner.encode_reference(*self._prepare(image, [mask], [geometry.mask_box(mask, self.margin)]))
+        return self.runner.encode_reference(*self.geometry.reference(image, mask))
 
     def _references(self, chunk: list[_Chain]) -> ReferenceEncoding:
         """The chunk's reference encodings as one batch (concatenated once per set of objects)."""
         if len(chunk) == 1:
             return chunk[0].reference
-        key = tuple(id(o.reference) for o in chunk)
+        key = tuple(id(c.reference) for c in chunk)
         if self._batched_refs is None or self._batched_refs[0] != key:
-            self._batched_refs = (key, ReferenceEncoding.cat([o.reference for o in chunk]))
+            self._batched_refs = (key, ReferenceEncoding.cat([c.reference for c in chunk]))
         return self._batched_refs[1]
 
     @torch.inference_mode()
-    def _launch(self, image: np.ndarray, objects: list[_Chain]) -> _Launched:
-        """Crop around each object's previous mask and hand the batches to the runner (with
-        device geometry, without waiting for the device)."""
-        if not self.device_geometry:
-            boxes = [geometry.mask_box(o.prev_mask, self.margin) for o in objects]
-            probs = self._segment(objects, lambda chunk: self._prepare(
-                image, [o.prev_mask for o in objects[chunk]], boxes[chunk]))
-            return _Launched(objects, boxes, probs, *image.shape[:2])
-        t = time.perf_counter()
-        frame = self.runner.to_device(torch.from_numpy(image))
-        prev = torch.stack([self._device_mask(o.prev_mask) for o in objects])
-        if self.runner.cuda_graphs:  # some hundred small operations: one launch
-            device_boxes, images, masks = self.runner.replay("geometry", self._crops_on_device, [frame, prev])
-        else:
-            device_boxes, images, masks = self._crops_on_device(frame, prev)
-        host_boxes = self.runner.to_host([device_boxes])
-        self.stage_seconds["prepare"] += time.perf_counter() - t
-        probs = self._segment(objects, lambda chunk: (images[chunk], masks[chunk]))
-        return _Launched(objects, host_boxes, probs, *image.shape[:2])
-
-    def _segment(self, objects: list[_Chain], crops) -> list[torch.Tensor]:
-        """Per object 1×2×h×w probabilities, in batches of at most ``max_batch`` objects;
-        ``crops(chunk)`` gives a batch's (images, masks) for a slice of ``objects``."""
+    def _launch(self, frame: _Frame) -> _Launched:
+        """Crop around each running object's previous mask and hand the batches to the runner
+        (with device geometry, without waiting for the device)."""
+        chains = [frame.rows[r].chain for r in frame.running]
+        boxes, crops = self.geometry.crops(frame.image, [c.prev_mask for c in chains])
         probs: list[torch.Tensor] = []
-        for start in range(0, len(objects), self.max_batch):
+        for start in range(0, len(chains), self.max_batch):
             chunk = slice(start, start + self.max_batch)
             images, masks = crops(chunk)
             t = time.perf_counter()
-            logits = self.runner.segment(self._references(objects[chunk]), images, masks)
+            logits = self.runner.segment(self._references(chains[chunk]), images, masks)
             probs.extend(torch.softmax(logits, dim=1).split(1))
             self.stage_seconds["network"] += time.perf_counter() - t
-        return probs
+        return _Launched(chains, boxes, probs)
 
-    def _crops_on_device(self, frame: torch.Tensor, prev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Boxes around the previous masks and the crops of the frame and the masks, resized."""
-        boxes = geometry.mask_boxes(prev, self.margin)
-        return (boxes, *geometry.crop_resize_tensors(frame, prev, boxes, *self.input_size))
-
-    def _device_mask(self, mask: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """A previous mask as a bool tensor on the device (given and stored masks come from the host)."""
-        if isinstance(mask, torch.Tensor):
-            return mask
-        return self.runner.to_device(torch.from_numpy(np.asarray(mask) > 0))
-
-    def _not_finite(self, object_id: int) -> SSMVOSError:
-        return SSMVOSError(f"the network's output for object {object_id} is not finite (NaN or inf) in "
-                           f"{self.precision}" + (": fp16 overflows on large activations; use bf16 or fp32"
-                                                  if self.precision == "fp16" else ": the weights may be broken"))
+    def _not_finite(self, launched: _Launched, error: NotFinite) -> SSMVOSRuntimeError:
+        object_id = launched.chains[error.row].object_id
+        return SSMVOSRuntimeError(
+            f"the network's output for object {object_id} is not finite (NaN or inf) in {self.precision}"
+            + (": fp16 overflows on large activations; use bf16 or fp32" if self.precision == "fp16"
+               else ": the weights may be broken"))
 
     @torch.inference_mode()
-    def _paste_back(self, launched: _Launched) -> _Pasted:
-        """Paste launched work back into the frame; sets each object's previous mask to
-        argmax(background, foreground), ties to background. With device geometry this only
-        queues the work and the copies to the host (:meth:`_fetch` waits for them)."""
-        t = time.perf_counter()
-        fh, fw = launched.height, launched.width
-        if self.device_geometry:
-            boxes = [geometry.CropBox(*map(int, b)) for b in launched.boxes.wait()[0].tolist()]
-            probs = torch.zeros((len(launched.objects), fh, fw), device=self.device)
-            chain = torch.zeros((len(launched.objects), fh, fw), dtype=torch.bool, device=self.device)
-            finite = []
-            for row, (obj, box, p) in enumerate(zip(launched.objects, boxes, launched.probs)):
-                region, (fy, fx) = geometry.box_region_tensor(p, box, fh, fw)
-                probs[row, fy, fx] = region[0, 1]
-                chain[row, fy, fx] = region[0, 1] > region[0, 0]
-                finite.append(torch.isfinite(region).all())
-                obj.prev_mask = chain[row]
-            pasted = _Pasted(copy=self.runner.to_host([probs, torch.stack(finite), chain]))
-        else:
-            out = np.zeros((len(launched.objects), fh, fw), dtype=np.float32)
-            masks = []
-            for row, (obj, box, probs) in enumerate(zip(launched.objects, launched.boxes, launched.probs)):
-                region, (fy, fx) = geometry.box_region(probs, box, fh, fw)
-                if not np.isfinite(region).all():
-                    raise self._not_finite(obj.object_id)
-                out[row, fy, fx] = region[0, 1]
-                prev = np.zeros((fh, fw), dtype=np.float32)
-                prev[fy, fx] = region[0, 1] > region[0, 0]
-                obj.prev_mask = prev
-                masks.append(prev)
-            pasted = _Pasted(out, masks)
-        self.stage_seconds["paste-back"] += time.perf_counter() - t
-        return pasted
+    def _paste(self, frame: _Frame) -> None:
+        """Paste the frame's network results back (queued, with device geometry); the chains
+        continue from the new masks."""
+        launched = frame.launched
+        if launched is None or frame.pasted is not None:
+            return
+        try:
+            frame.pasted = self.geometry.paste(launched.boxes, launched.probs, *frame.soft.shape[1:])
+        except NotFinite as exc:
+            raise self._not_finite(launched, exc) from None
+        for chain, mask in zip(launched.chains, self.geometry.chain_masks(frame.pasted)):
+            chain.prev_mask = mask
 
-    def _fetch(self, launched: _Launched, pasted: _Pasted) -> tuple[np.ndarray, list[np.ndarray]]:
-        """The pasted-back results on the host: (foreground probabilities N×H×W float32, the
-        next previous masks)."""
-        if pasted.copy is None:
-            return pasted.probs, pasted.chain
-        t = time.perf_counter()
-        probs, finite, chain = pasted.copy.wait()
-        for obj, ok in zip(launched.objects, finite.tolist()):
-            if not ok:
-                raise self._not_finite(obj.object_id)
-        result = probs.numpy(), list(chain.numpy())
-        self.stage_seconds["paste-back"] += time.perf_counter() - t
-        return result
+    def _complete(self, state: VideoState, frame: _Frame) -> None:
+        """The frame's results on the host, in its soft masks and (if kept) the store."""
+        if frame.launched is None:
+            return
+        self._paste(frame)
+        try:
+            probs, masks = self.geometry.fetch(frame.pasted)
+        except NotFinite as exc:
+            raise self._not_finite(frame.launched, exc) from None
+        for r, p, m in zip(frame.running, probs, masks):
+            frame.soft[r] = (p * 255).astype(np.uint8)
+            frame.binary[r] = np.asarray(m) > 0
+            chain = frame.rows[r].chain
+            if state.results is not None and chain.object_id in state.objects:
+                state.results.put(frame.index, chain.object_id, frame.soft[r], frame.binary[r], chain.provenance)
+        frame.launched = frame.pasted = None
 
     # -- objects -------------------------------------------------------------------------
     def add_object(self, state: VideoState, frame_index: int, object_id: int, mask: np.ndarray,
@@ -371,16 +259,9 @@ class Engine:
         restarts from this mask (a mask given again on the same frame replaces it).
         ``frames``: the frames where a new object is tracked (default: every frame).
         """
-        n = state.num_frames
-        if frame_index < 0 or (n is not None and frame_index >= n):
-            raise SSMVOSError(f"frame index {frame_index} is outside the video's {n} frames" if n is not None
-                              else f"frame index {frame_index} is negative")
-        if mask.shape[:2] != (state.height, state.width):
-            raise SSMVOSError(f"mask of object {object_id} is {mask.shape[1]}×{mask.shape[0]}, "
-                              f"the frames are {state.width}×{state.height}")
-        binary = (np.asarray(mask) > 0).astype(np.float32)
-        if not binary.any():
-            raise SSMVOSError(f"the mask of object {object_id} at frame {frame_index} is empty")
+        object_id = check_object_id(object_id)
+        frame_index = self.check_frame(state, frame_index)
+        binary = check_mask(mask, state, object_id, frame_index)
         state.version += 1
         prompt = Prompt(binary, state.version)
         obj = state.objects.get(object_id)
@@ -388,40 +269,67 @@ class Engine:
             obj = state.objects[object_id] = ObjectState(object_id, {}, frame_index, frames)
         obj.prompts[frame_index] = prompt
         state.prompt_frames.add(frame_index)
-        live = {(f, p.version) for f, p in obj.prompts.items()}
-        obj.encodings = {k: v for k, v in obj.encodings.items() if k in live}
+        self._forget_stale_encodings(obj)
         if state.results is not None:
             ref = obj.reference_frame(frame_index, state.reference)
             state.results.put(frame_index, object_id, (binary * 255).astype(np.uint8), binary,
                               Provenance(frame_index, prompt.version, ref, obj.prompts[ref].version, False))
 
+    @staticmethod
+    def check_frame(state: VideoState, frame_index: int) -> int:
+        """``frame_index`` as an int if the video has that frame, else SSMVOSValueError."""
+        if isinstance(frame_index, bool) or not isinstance(frame_index, (int, np.integer)):
+            raise SSMVOSValueError(f"a frame index is a whole number, not {frame_index!r}")
+        n = state.num_frames
+        if frame_index < 0 or (n is not None and frame_index >= n):
+            raise SSMVOSValueError(f"frame index {frame_index} is outside the video's {n} frames" if n is not None
+                                   else f"frame index {frame_index} is negative")
+        return int(frame_index)
+
+    @staticmethod
+    def _forget_stale_encodings(obj: ObjectState) -> None:
+        live = {(f, p.version) for f, p in obj.prompts.items()}
+        obj.encodings = {k: v for k, v in obj.encodings.items() if k in live}
+
+    def clear_mask(self, state: VideoState, frame_index: int, object_id: int) -> bool:
+        """Take back object ``object_id``'s mask at ``frame_index`` (if any); an object left
+        without masks is removed. Returns whether the object still exists."""
+        obj = state.objects.get(object_id)
+        if obj is None or obj.prompts.pop(frame_index, None) is None:
+            return obj is not None
+        if not obj.prompts:
+            self.remove_object(state, object_id)
+            return False
+        if obj.first == frame_index:
+            obj.first = obj.earliest
+        self._forget_stale_encodings(obj)
+        self._sync_prompt_frames(state)
+        return True
+
     def remove_object(self, state: VideoState, object_id: int) -> None:
         """Forget object ``object_id``: its masks, chain and stored results."""
         if state.objects.pop(object_id, None) is None:
-            raise SSMVOSError(f"there is no object {object_id} to remove (objects: "
-                              f"{', '.join(map(str, sorted(state.objects))) or 'none'})")
-        remaining = {f for o in state.objects.values() for f in o.prompts}
-        state.prompt_frames.intersection_update(remaining)  # in place: a live reader holds the set
+            raise SSMVOSRuntimeError(f"there is no object {object_id} to remove (objects: "
+                                     f"{', '.join(map(str, state.objects)) or 'none'})")
+        self._sync_prompt_frames(state)
+        state.clicks = {k: v for k, v in state.clicks.items() if k[1] != object_id}
         if state.results is not None:
             state.results.remove_object(object_id)
+
+    @staticmethod
+    def _sync_prompt_frames(state: VideoState) -> None:
+        remaining = {f for o in state.objects.values() for f in o.prompts}
+        state.prompt_frames.intersection_update(remaining)  # in place: a live reader holds the set
 
     def reset(self, state: VideoState) -> None:
         """Forget every object and every stored result of ``state``."""
         state.objects.clear()
         state.prompt_frames.clear()
+        state.clicks.clear()
         if state.results is not None:
             state.results.clear()
 
-    def result_at(self, state: VideoState, frame_index: int) -> FrameResult | None:
-        """The stored results at ``frame_index`` (no network; None if nothing is stored)."""
-        if state.results is None:
-            return None
-        ids = [i for i in state.results.objects_at(frame_index) if i in state.objects]
-        if not ids:
-            return None
-        soft = np.stack([state.results.get(frame_index, i).soft for i in ids])
-        return FrameResult(frame_index, ids, soft.astype(np.float32) / 255, soft, None, state.frames.fps)
-
+    # -- kept results --------------------------------------------------------------------
     def _valid(self, state: VideoState, obj: ObjectState, frame_index: int, prov: Provenance | None,
                reverse: bool) -> bool:
         """Whether a result made as ``prov`` at ``frame_index`` is what a pass in this
@@ -436,86 +344,127 @@ class Engine:
         lo, hi = sorted((prov.anchor, frame_index))
         return not any(lo < f < hi for f in obj.prompts)
 
+    def _is_kept(self, state: VideoState, obj: ObjectState, frame_index: int) -> bool:
+        """Whether the object has a valid kept result at ``frame_index`` (made in either
+        direction; no decompression)."""
+        prov = None if state.results is None else state.results.provenance(frame_index, obj.object_id)
+        return prov is not None and self._valid(state, obj, frame_index, prov, prov.reverse)
+
+    def _kept(self, state: VideoState, obj: ObjectState, frame_index: int) -> StoredResult | None:
+        """The object's valid kept result at ``frame_index``, or None."""
+        return state.results.get(frame_index, obj.object_id) if self._is_kept(state, obj, frame_index) else None
+
+    def result_at(self, state: VideoState, frame_index: int) -> FrameResult | None:
+        """The valid kept results at ``frame_index`` (no network; None if there are none)."""
+        found = [(obj.object_id, kept) for obj in state.objects.values()
+                 if (kept := self._kept(state, obj, frame_index)) is not None]
+        if not found:
+            return None
+        return FrameResult(frame_index, [i for i, _ in found], np.stack([k.soft for _, k in found]),
+                           np.stack([k.chain for _, k in found]), None, state.frames.fps,
+                           all_object_ids=list(state.objects), device=self.device)
+
+    def kept_frames(self, state: VideoState) -> list[int]:
+        """The frames with at least one valid kept result, ascending (given masks count)."""
+        if state.results is None:
+            return []
+        return [f for f in state.results.frames()
+                if any(self._is_kept(state, obj, f) for obj in state.objects.values())]
+
     # -- video loop ----------------------------------------------------------------------
     def propagate(self, state: VideoState, start: int | None = None, max_frames: int | None = None,
-                  reverse: bool = False, prefetch: int = 4) -> Iterator[FrameResult]:
+                  reverse: bool = False, prefetch: int = 4, *, before_first: bool = False) -> Iterator[FrameResult]:
         """Yield a FrameResult for every frame from ``start`` on, in increasing frame order
         (decreasing if ``reverse``): the start frame and at most ``max_frames`` more.
 
         ``start`` None: the first frame with a given mask (the last one if ``reverse``). An
-        object is present from the first frame of the pass where it has a given mask, or
-        from the start if its result on the frame before the start is stored and still
-        valid. Stored results that are still valid are read back instead of recomputed.
-        Masks given or objects removed while iterating count from the next frame not yet begun.
+        object runs from the first frame of the pass where it has a given mask, or from the
+        start if its chain reaches the start (a valid kept result on the frame before it, or
+        caught up from an earlier mask: see the module docstring); on other frames the pass
+        shows its valid kept result, if any. ``before_first``: objects run only up to their
+        first given mask (the backward half of direction "both"). Stored results that are
+        still valid are read back instead of recomputed. Masks given or objects removed
+        while iterating count from the next frame not yet begun.
         """
         if not state.objects:
-            raise SSMVOSError("no object was added to the video")
+            raise SSMVOSRuntimeError("no object was added to the video: add a mask first")
         if max_frames is not None and max_frames < 0:
-            raise SSMVOSError(f"max_frame_num_to_track must be >= 0, not {max_frames}")
+            raise SSMVOSValueError(f"max_frame_num_to_track must be >= 0, not {max_frames}")
         live = state.frames.live
         if live and reverse:
-            raise SSMVOSError("a live source can only be propagated forward")
+            raise SSMVOSValueError("a live source can only be propagated forward")
         if start is None:
             start = max(state.prompt_frames) if reverse else min(state.prompt_frames)
         n = state.num_frames
         if start < 0 or (n is not None and start >= n):
-            raise SSMVOSError(f"start frame {start} is outside the video's {n} frames" if n is not None
-                              else f"start frame {start} is negative")
-        if reverse:
-            stop = 0 if max_frames is None else max(start - max_frames, 0)
-            indices = list(range(start, stop - 1, -1))
-        elif n is not None:
-            indices = list(range(start, n if max_frames is None else min(start + max_frames + 1, n)))
+            raise SSMVOSValueError(f"start frame {start} is outside the video's {n} frames" if n is not None
+                                   else f"start frame {start} is negative")
         self._batched_refs = None
-        chains = self._resume(state, start, reverse)
+        chains = self._resume(state, start, reverse, before_first)
         if live:
             count = None if max_frames is None else max_frames + 1
             items = state.frames.stream(start, count, keep=state.prompt_frames.__contains__)
         else:
+            self._catch_up(state, start, reverse, chains, before_first, prefetch)
+            if reverse:
+                stop = 0 if max_frames is None else max(start - max_frames, 0)
+                indices = list(range(start, stop - 1, -1))
+            else:
+                indices = list(range(start, n if max_frames is None else min(start + max_frames + 1, n)))
             items = ((i, image, None) for i, image in state.frames.iterate(indices, prefetch))
-        lookahead = self.lookahead and not live  # a live frame is yielded as soon as it is done
-        previous: _Frame | None = None
         last = None
+        for result in self._run(state, items, chains, reverse, before_first, lookahead=self.lookahead and not live):
+            last = result.frame_index
+            yield result
+        if live and max_frames is None:
+            missing = sorted(f for f in state.prompt_frames if last is None or f > last)
+            if missing:
+                seen = f"after frame {last}" if last is not None else f"before frame {start}"
+                raise SSMVOSRuntimeError(f"{state.frames.description} ended {seen}, before frame {missing[0]} where "
+                                         "a mask was given")
+
+    def _run(self, state: VideoState, items: Iterable, chains: dict[int, _Chain], reverse: bool,
+             before_first: bool, lookahead: bool, only: set[int] | None = None) -> Iterator[FrameResult]:
+        """The frame loop of a pass over ``items`` ((index, image, arrival) in pass order);
+        ``chains`` holds the running chains and is updated in place. ``only``: run just these
+        objects and show no others (a catch-up)."""
+        items = iter(items)
+        previous: _Frame | None = None
         while True:
             t = time.perf_counter()
             item = next(items, None)
             self.stage_seconds["frames"] += time.perf_counter() - t
             if item is None:
                 break
-            last = item[0]
-            current = self._begin(state, chains, reverse, *item)
+            current = self._begin(state, chains, reverse, before_first, only, *item)
             if previous is not None:
                 self._paste(previous)  # its previous masks are what ``current`` crops around
-            self._apply_stored(current)
+            for row in current.rows:  # chains continue from the masks read back
+                if row.kind == "stored":
+                    row.chain.prev_mask = self.geometry.prev_mask(row.stored.chain)
             if current.running:
-                current.launched = self._launch(current.image, [current.chains[r] for r in current.running])
+                current.launched = self._launch(current)
             if previous is not None:
                 self._complete(state, previous)
-                yield self._result(state, previous)
+                yield self._result(state, previous, reverse)
                 previous = None
             if lookahead:
                 previous = current
             else:
                 self._complete(state, current)
-                yield self._result(state, current)
+                yield self._result(state, current, reverse)
         if previous is not None:
             self._complete(state, previous)
-            yield self._result(state, previous)
-        if live and max_frames is None:
-            missing = sorted(f for f in state.prompt_frames if last is None or f > last)
-            if missing:
-                seen = f"after frame {last}" if last is not None else f"before frame {start}"
-                raise SSMVOSError(f"{state.frames.description} ended {seen}, before frame {missing[0]} where a "
-                                  "mask was given")
+            yield self._result(state, previous, reverse)
 
-    def _resume(self, state: VideoState, start: int, reverse: bool) -> dict[int, _Chain]:
+    def _resume(self, state: VideoState, start: int, reverse: bool, before_first: bool) -> dict[int, _Chain]:
         """Chains that continue into ``start`` from a stored, still valid result on the
-        object's frame before it."""
+        object's frame before it (in the pass's direction)."""
         chains: dict[int, _Chain] = {}
         if state.results is None:
             return chains
         for obj in state.objects.values():
-            if start in obj.prompts:
+            if start in obj.prompts or (before_first and start > obj.earliest):
                 continue
             before = [f for f in (obj.frames or ([start + 1] if reverse else [start - 1]))
                       if (f > start if reverse else f < start) and f >= 0]
@@ -525,10 +474,37 @@ class Engine:
             prov = state.results.provenance(frame, obj.object_id)
             if self._valid(state, obj, frame, prov, reverse):
                 stored = state.results.get(frame, obj.object_id)
-                chains[obj.object_id] = _Chain(obj.object_id, stored.chain.astype(np.float32),
+                chains[obj.object_id] = _Chain(obj.object_id, self.geometry.prev_mask(stored.chain),
                                                Provenance(prov.anchor, prov.anchor_version, prov.ref,
                                                           prov.ref_version, reverse))
         return chains
+
+    def _catch_up(self, state: VideoState, start: int, reverse: bool, chains: dict[int, _Chain],
+                  before_first: bool, prefetch: int) -> None:
+        """Run, unseen, the chains of objects that have a mask before ``start`` (after it,
+        backward) but no chain into it, from that mask up to the frame before ``start``."""
+        anchors: dict[int, int] = {}
+        for obj in state.objects.values():
+            if obj.object_id in chains or start in obj.prompts or not obj.tracked_at(start):
+                continue
+            if before_first:
+                if start > obj.earliest:
+                    continue
+                masks = [obj.earliest]
+            else:
+                masks = list(obj.prompts)
+            masks = [f for f in masks if (f > start if reverse else f < start)]
+            if masks:
+                anchors[obj.object_id] = min(masks) if reverse else max(masks)
+        if not anchors:
+            return
+        if reverse:
+            indices = list(range(max(anchors.values()), start, -1))
+        else:
+            indices = list(range(min(anchors.values()), start))
+        items = ((i, image, None) for i, image in state.frames.iterate(indices, prefetch))
+        for _ in self._run(state, items, chains, reverse, before_first, lookahead=False, only=set(anchors)):
+            pass
 
     def _reference(self, state: VideoState, chain: _Chain, index: int, image: np.ndarray) -> ReferenceEncoding:
         """The chain's reference encoding: cached per object, else encoded (from this frame's
@@ -539,92 +515,98 @@ class Engine:
             if chain.provenance.ref == index:
                 ref_image = image
             elif state.frames.live:
-                raise SSMVOSError(f"object {obj.object_id}'s reference (its mask at frame {chain.provenance.ref}) "
-                                  "is not a frame this live source has passed")
+                raise SSMVOSRuntimeError(f"object {obj.object_id}'s reference (its mask at frame "
+                                         f"{chain.provenance.ref}) is not a frame this live source has passed")
             else:
                 ref_image = state.frames.get(chain.provenance.ref)
             obj.encodings[key] = self.encode_reference(ref_image, obj.prompts[chain.provenance.ref].mask)
         return obj.encodings[key]
 
-    def _begin(self, state: VideoState, chains: dict[int, _Chain], reverse: bool, index: int,
-               image: np.ndarray, arrival: float | None) -> _Frame:
-        """The objects present at frame ``index``: given masks restart their chains (and get
-        their reference encoded if it is this frame), valid stored results are read back,
-        the rest run."""
+    def _begin(self, state: VideoState, chains: dict[int, _Chain], reverse: bool, before_first: bool,
+               only: set[int] | None, index: int, image: np.ndarray, arrival: float | None) -> _Frame:
+        """The objects at frame ``index``, in the order they were added: given masks restart
+        their chains (and get their reference encoded if it is this frame), valid stored
+        results of the chains are read back, the rest of the chains run, and every other
+        object shows its valid kept result, if any."""
         if image.shape[:2] != (state.height, state.width):
-            raise SSMVOSError(f"frame {state.frames.name(index)} is {image.shape[1]}×{image.shape[0]}, "
-                              f"the video's first frame is {state.width}×{state.height}")
-        present: list[_Chain] = []
-        given: list[tuple[int, np.ndarray]] = []
-        running: list[int] = []
-        stored: dict[int, StoredResult] = {}
-        for obj in sorted(state.objects.values(), key=lambda o: o.object_id):
-            if not obj.tracked_at(index):
+            raise SSMVOSRuntimeError(f"frame {state.frames.name(index)} is {image.shape[1]}×{image.shape[0]}, "
+                                     f"the video's first frame is {state.width}×{state.height}")
+        rows: list[_Row] = []
+        for obj in list(state.objects.values()):
+            oid = obj.object_id
+            if (only is not None and oid not in only) or not obj.tracked_at(index):
                 continue
+            in_scope = not before_first or index <= obj.earliest
             prompt = obj.prompts.get(index)
-            row = len(present)
             if prompt is not None:
-                ref = obj.reference_frame(index, state.reference)
-                chain = chains[obj.object_id] = _Chain(
-                    obj.object_id, prompt.mask,
-                    Provenance(index, prompt.version, ref, obj.prompts[ref].version, reverse))
-                if ref == index:  # the original encodes the reference on the object's first frame
-                    chain.reference = self._reference(state, chain, index, image)
-                given.append((row, prompt.mask))
-            elif obj.object_id in chains:
-                chain = chains[obj.object_id]
-                prov = state.results.provenance(index, obj.object_id) if state.results is not None else None
-                if prov is not None and prov.anchor != index and self._valid(state, obj, index, prov, reverse) \
-                        and prov == chain.provenance:
-                    stored[row] = state.results.get(index, obj.object_id)
+                chain = None
+                if in_scope:
+                    ref = obj.reference_frame(index, state.reference)
+                    chain = chains[oid] = _Chain(
+                        oid, self.geometry.prev_mask(prompt.mask),
+                        Provenance(index, prompt.version, ref, obj.prompts[ref].version, reverse))
+                    if ref == index:  # the original encodes the reference on the object's first frame
+                        chain.reference = self._reference(state, chain, index, image)
+                rows.append(_Row(oid, "given", chain, mask=prompt.mask))
+            elif in_scope and oid in chains:
+                chain = chains[oid]
+                prov = state.results.provenance(index, oid) if state.results is not None else None
+                if prov is not None and prov.anchor != index and prov == chain.provenance \
+                        and self._valid(state, obj, index, prov, reverse):
+                    rows.append(_Row(oid, "stored", chain, stored=state.results.get(index, oid)))
                 else:
                     if chain.reference is None:
                         chain.reference = self._reference(state, chain, index, image)
-                    running.append(row)
-            else:
-                continue
-            present.append(chain)
-        probs = np.zeros((len(present), state.height, state.width), dtype=np.float32)
-        for row, mask in given:
-            probs[row] = mask
-        for row, hit in stored.items():
-            probs[row] = hit.soft.astype(np.float32) / 255
-        return _Frame(index, image, present, probs, running, stored, arrival)
+                    rows.append(_Row(oid, "run", chain))
+            elif only is None and (kept := self._kept(state, obj, index)) is not None:
+                rows.append(_Row(oid, "kept", stored=kept))
+        soft = np.zeros((len(rows), state.height, state.width), dtype=np.uint8)
+        binary = np.zeros((len(rows), state.height, state.width), dtype=bool)
+        for r, row in enumerate(rows):
+            if row.kind == "given":
+                binary[r] = row.mask > 0
+                soft[r] = binary[r] * np.uint8(255)
+            elif row.stored is not None:
+                soft[r], binary[r] = row.stored.soft, row.stored.chain
+        return _Frame(index, image, rows, soft, binary, arrival)
 
-    @staticmethod
-    def _apply_stored(frame: _Frame) -> None:
-        """Chains continue from the masks read back (after the frame before was collected)."""
-        for row, hit in frame.stored.items():
-            frame.chains[row].prev_mask = hit.chain.astype(np.float32)
-
-    def _paste(self, frame: _Frame) -> None:
-        """Paste the frame's network results back (queued, with device geometry)."""
-        if frame.launched is not None and frame.pasted is None:
-            frame.pasted = self._paste_back(frame.launched)
-
-    def _complete(self, state: VideoState, frame: _Frame) -> None:
-        """The frame's results on the host, in its probabilities and (if kept) the store."""
-        if frame.launched is None:
-            return
-        self._paste(frame)
-        probs, masks = self._fetch(frame.launched, frame.pasted)
-        frame.probs[frame.running] = probs
-        frame.launched = frame.pasted = None
-        if state.results is not None:
-            for row, mask in zip(frame.running, masks):
-                chain = frame.chains[row]
-                if chain.object_id in state.objects:
-                    state.results.put(frame.index, chain.object_id, (frame.probs[row] * 255).astype(np.uint8),
-                                      mask, chain.provenance)
-
-    @staticmethod
-    def _result(state: VideoState, frame: _Frame) -> FrameResult:
-        keep = [r for r, c in enumerate(frame.chains) if c.object_id in state.objects]  # removed meanwhile
-        probs = frame.probs if len(keep) == len(frame.chains) else frame.probs[keep]
-        soft = (probs * 255).astype(np.uint8)
-        for out_row, row in enumerate(keep):
-            if row in frame.stored:
-                soft[out_row] = frame.stored[row].soft
+    def _result(self, state: VideoState, frame: _Frame, reverse: bool) -> FrameResult:
+        keep = [r for r, row in enumerate(frame.rows) if row.object_id in state.objects]  # removed meanwhile
+        soft, binary = frame.soft, frame.binary
+        if len(keep) != len(frame.rows):
+            soft, binary = soft[keep], binary[keep]
         latency = None if frame.arrival is None else time.monotonic() - frame.arrival
-        return FrameResult(frame.index, [frame.chains[r].object_id for r in keep], probs, soft, frame.image,
-                           state.frames.fps, latency)
+        return FrameResult(frame.index, [frame.rows[r].object_id for r in keep], soft, binary, frame.image,
+                           state.frames.fps, latency, list(state.objects), self.device, reverse,
+                           computed=any(frame.rows[r].kind == "run" for r in keep))
+
+
+def check_object_id(object_id: object) -> int:
+    """An object id: a whole number >= 0 (SSMVOSValueError otherwise, at the call)."""
+    if isinstance(object_id, bool) or not isinstance(object_id, (int, np.integer)):
+        raise SSMVOSValueError(f"an object id is a whole number >= 0, not {object_id!r}")
+    if object_id < 0:
+        raise SSMVOSValueError(f"an object id is a whole number >= 0, not {object_id}")
+    return int(object_id)
+
+
+def check_mask(mask: object, state: VideoState, object_id: int, frame_index: int) -> np.ndarray:
+    """An H×W mask (numpy or torch; bool, integer or float; nonzero = object) as float32 {0, 1}."""
+    if isinstance(mask, torch.Tensor):
+        mask = mask.detach().cpu().numpy()
+    mask = np.asarray(mask)
+    if mask.ndim == 3 and mask.shape[0] == 1:
+        mask = mask[0]  # 1×H×W, as some SAM 2 code passes it
+    what = f"the mask of object {object_id} at frame {frame_index}"
+    if mask.ndim != 2:
+        raise SSMVOSValueError(f"{what} is {'×'.join(map(str, mask.shape))}: give an H×W mask (nonzero = object), "
+                               "not a colour image or a stack")
+    if mask.dtype.kind not in "biuf":
+        raise SSMVOSValueError(f"{what} has dtype {mask.dtype}: give booleans or numbers")
+    if mask.shape != (state.height, state.width):
+        raise SSMVOSValueError(f"{what} is {mask.shape[1]}×{mask.shape[0]}, the frames are "
+                               f"{state.width}×{state.height}")
+    binary = (mask > 0).astype(np.float32)
+    if not binary.any():
+        raise SSMVOSValueError(f"{what} is empty")
+    return binary

@@ -28,6 +28,7 @@ from ..atomic import (atomic_path, check_output_file, check_output_folder, is_te
 from ..data.io import list_frames, object_mask, read_label_map, write_gray_png, write_palette_png
 from ..data.splits import FrameEntry, ObjectTrack, as_entries, check_files, group_tracks
 from ..errors import SSMVOSError
+from ..pretrained import DEFAULT_INPUT_SIZE
 from .engine import Engine, VideoState
 from .frames import FrameFiles
 from .merge import merge_frame
@@ -66,8 +67,8 @@ class EvaluateConfig:
     split: str
     resume: str  # checkpoint path or published model name
     save_dir: str
-    input_height: int = 512
-    input_width: int = 512
+    input_height: int = DEFAULT_INPUT_SIZE
+    input_width: int = DEFAULT_INPUT_SIZE
     fix_margin: float = 0.5
     encoder: str | None = None
     matching: str | None = None
@@ -108,29 +109,22 @@ def evaluate(config: EvaluateConfig) -> EvaluateResult | None:
     """
     import tempfile
 
-    from ..checkpoint import load_checkpoint
+    from ..build import build_engine
     from ..data.splits import load_split
     from ..distributed import all_gather_objects, init_process_group, planned_context, raise_if_any_failed, shutdown
-    from ..model.ssm import input_problem
-    from ..weights import resolve_weights
+    from ..runtime import RuntimeSpec
 
     ctx = planned_context(config.device)
     if ctx.world_size > 1 and (config.zip or config.score) and not config.merged_dir:
         raise SSMVOSError("under torchrun, --zip and --score need --merged-dir (one folder all processes write)")
+    spec = RuntimeSpec.of(config.backend, config.compile, device=ctx.device, precision=config.precision,
+                          cuda_graphs=config.cuda_graphs, onnx=config.onnx)
     entries = load_split(config.split)
     _check_outputs(config)
-    size_flags = "--input-size / --input-height / --input-width / --keep-topk"
-    problem = input_problem(config.input_height, config.input_width, config.keep_topk)  # before any download
-    if problem:
-        raise SSMVOSError(f"{problem} (set by {size_flags})")
-    model = load_checkpoint(resolve_weights(config.resume), encoder=config.encoder, matching=config.matching,
-                            keep_topk=config.keep_topk)
-    problem = input_problem(config.input_height, config.input_width, model.config["keep_topk"])
-    if problem:
-        raise SSMVOSError(f"{problem} (set by {size_flags})")
-    engine = Engine(model, (config.input_height, config.input_width), config.fix_margin, ctx.device, config.precision,
-                    config.max_batch, compile=config.compile, cuda_graphs=config.cuda_graphs, backend=config.backend,
-                    onnx=config.onnx)
+    engine = build_engine(config.resume, (config.input_height, config.input_width), spec, encoder=config.encoder,
+                          matching=config.matching, keep_topk=config.keep_topk,
+                          size_source="--input-size / --input-height / --input-width / --keep-topk",
+                          margin=config.fix_margin, max_batch=config.max_batch)
     init_process_group(ctx)
     try:
         with tempfile.TemporaryDirectory(prefix="ssmvos-merged-") as tmp:
@@ -174,21 +168,19 @@ def _check_outputs(config: EvaluateConfig) -> None:
 
 
 def _score(entries: list[FrameEntry], merged: str, split_file: str) -> tuple[dict | None, str | None]:
-    """J&F of the merged results against the split's annotations, in the format the dataset
-    registry gives for this split file (else the one the annotations imply). Only the frames
-    the split holds are scored (see :func:`_annotations_of_split`)."""
+    """J&F of the merged results against the split's annotations, with the rules the dataset
+    registry gives for this split. Only the frames the split holds are scored (see
+    :func:`_annotations_of_split`)."""
     import tempfile
 
-    from ..data.datasets import split_info
-    from ..scoring.score import score_folder, split_scoring_plan
+    from ..data.datasets import split_score_format
+    from ..scoring.score import score_folder, split_annotations
 
-    plan = split_scoring_plan(entries)
-    if plan is None:
+    found = split_annotations(entries)
+    if found is None:
         return None, "this split has no per-frame annotations (test set); nothing to score"
-    annotations, fmt, videos = plan
-    known = split_info(split_file)
-    if known is not None and known[1].score_format is not None:
-        fmt = known[1].score_format
+    annotations, videos = found
+    fmt = split_score_format(split_file, entries, annotations)
     with tempfile.TemporaryDirectory(prefix="ssmvos-annotations-") as view:
         annotations = _annotations_of_split(entries, annotations, videos, Path(view))
         return score_folder(annotations, merged, fmt=fmt, sequences=videos), None

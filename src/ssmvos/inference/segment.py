@@ -1,10 +1,11 @@
 """Segmenting a user's own clip from masks of one or more objects on one or more frames.
 
 Masks on later frames add objects (a new id) or correct them (a known id: its chain
-restarts there). Frames before the first mask are segmented backward from it, the rest
-forward (``direction="both"``, the default for videos), or only one way. A live source
-(camera, URL, stdin) is segmented forward as its frames arrive, and PNGs and the overlay
-are written as they come: an interrupt (Ctrl-C) leaves everything up to then complete.
+restarts there). By default (``direction="both"``) every object is tracked backward and
+forward from its first mask (:mod:`.directions` says exactly what each direction means); a
+live source (camera, URL, stdin) is segmented forward as its frames arrive, and PNGs and the
+overlay are written as they come: an interrupt (Ctrl-C) leaves everything up to then
+complete.
 """
 from __future__ import annotations
 
@@ -23,14 +24,13 @@ from tqdm import tqdm
 from ..atomic import check_output_file, check_output_folder, make_dirs, remove_temporaries
 from ..data.io import read_label_map, write_palette_png
 from ..errors import SSMVOSError
-from .engine import VideoState
+from .directions import check_direction
+from .state import VideoState
 from .frames import is_live
 from .merge import merge_frame
 from .overlay import OverlayWriter, blend
 from .predictor import VideoPredictor
 from .writer import AsyncWriter
-
-DIRECTIONS = ("forward", "backward", "both")
 
 MaskSpec = tuple[int, "str | os.PathLike"]
 
@@ -59,7 +59,9 @@ def check_writable(folder: Path) -> None:
 @dataclass
 class SegmentStats:
     """What :func:`segment_video` did. ``latencies``: seconds from each frame's arrival to its
-    result (live sources); ``dropped``: frames the live drop policy skipped."""
+    result (live sources); ``dropped``: frames the live drop policy skipped; ``unmasked``:
+    frames no pass reached (before the first mask going forward, after the last going
+    backward), which get no PNG."""
 
     frames: int
     objects: int
@@ -67,6 +69,7 @@ class SegmentStats:
     latencies: list[float] = field(default_factory=list)
     dropped: int = 0
     interrupted: bool = False
+    unmasked: range = range(0)
 
     def latency_summary(self) -> str:
         """Median, 95th percentile and maximum latency in ms (empty without latencies)."""
@@ -106,9 +109,10 @@ def segment_video(predictor: VideoPredictor, video: object, masks: str | os.Path
 
     ``masks``: one mask file (frame 0) or ``(frame, path)`` pairs; each is a label map whose
     objects start there (a new id) or are corrected there (an id given on an earlier frame).
-    ``direction``: 'forward' from the first mask, 'backward' from the last, or 'both'
-    (frames before the first mask backward, the rest forward); default 'both', and
-    'forward' for a live source (the only direction it allows). ``drop``: the live drop
+    ``direction`` (:mod:`.directions`): 'forward' from the first mask, 'backward' from the
+    last, or 'both' (each object backward and forward from its first mask); default 'both',
+    and 'forward' for a live source (the only direction it allows); frames that no pass
+    reaches get no PNG (``SegmentStats.unmasked``). ``drop``: the live drop
     policy (``inference.frames``); False processes every frame. ``reference``: see
     :meth:`VideoPredictor.init_state`.
 
@@ -123,12 +127,11 @@ def segment_video(predictor: VideoPredictor, video: object, masks: str | os.Path
     live = is_live(video)
     if direction is None:
         direction = "forward" if live else "both"
-    if direction not in DIRECTIONS:
-        raise SSMVOSError(f"direction must be one of {', '.join(DIRECTIONS)}, not {direction!r}")
+    check_direction(direction)
     if live and direction != "forward":
         raise SSMVOSError(f"a live source can only be segmented forward, not {direction}")
     out_dir = Path(out_dir)
-    state = predictor.init_state(video, reference, keep_results=False, drop=drop)
+    state = predictor.init_state(video, reference=reference, keep_results=False, drop=drop)
     try:
         given = _read_masks(masks, state.height, state.width, state.num_frames)
         check_writable(out_dir)
@@ -138,7 +141,7 @@ def segment_video(predictor: VideoPredictor, video: object, masks: str | os.Path
             check_writable(Path(overlay).parent)
         for frame in sorted(given):  # in frame order: an object's first mask is its earliest
             for obj_id, mask in given[frame].items():
-                predictor.add_new_mask(state, frame, obj_id, mask)
+                predictor.add_new_mask(state, frame, obj_id, mask, need_output=False)
         return _Run(predictor, state, out_dir, overlay, progress).run(direction, min(given), max(given))
     finally:
         predictor.close_state(state)
@@ -182,30 +185,34 @@ class _HeldInterrupts:
 
 
 class _Run:
-    """One segment_video run: the passes, the PNG writers and the overlay."""
+    """One segment_video run: the frames of the direction, the PNG writers and the overlay.
+
+    The overlay runs forward in time: a frame a backward pass yields gets its overlay frame
+    later, from its PNG read back, once the frames before it are in the overlay.
+    """
 
     def __init__(self, predictor: VideoPredictor, state: VideoState, out_dir: Path,
                  overlay: str | os.PathLike | None, progress: bool):
         self.predictor, self.state, self.out_dir, self.overlay_path = predictor, state, out_dir, overlay
         self.writer: OverlayWriter | None = None
         self.written: set[int] = set()
+        self.waiting: set[int] = set()  # PNG written by a backward pass, overlay frame not yet
         self.stats = SegmentStats(0, len(state.objects), 0.0)
         self.progress = progress
 
     def run(self, direction: str, first: int, last: int) -> SegmentStats:
         n = self.state.num_frames
-        total = None if n is None else {"forward": n - first, "backward": last + 1, "both": n}[direction]
+        if n is not None:
+            self.stats.unmasked = {"forward": range(0, first), "backward": range(last + 1, n), "both": range(0)}[direction]
+        total = None if n is None else n - len(self.stats.unmasked)
         self.bar = tqdm(total=total, unit="frame", desc="segment", disable=not self.progress)
         start = time.perf_counter()
         try:
             with _HeldInterrupts() as self.interrupts, AsyncWriter() as self.pngs:
                 try:
-                    if direction == "backward":
-                        self._pass(last, reverse=True)
-                    elif direction == "both" and first > 0:
-                        self._pass(first, reverse=True, skip=first)  # frame ``first`` comes with the forward pass
-                    if direction != "backward":
-                        self._pass(first, reverse=False)
+                    for result in self.predictor.propagate(self.state, direction):
+                        self._write(result)
+                    self._flush_overlay(None)
                 except BaseException:
                     with contextlib.suppress(Exception):
                         self.pngs.wait()  # what was done reaches the disk
@@ -220,25 +227,37 @@ class _Run:
                 self.writer.close()  # the overlay of every frame done
         return self.stats
 
-    def _pass(self, start: int, reverse: bool, skip: int | None = None) -> None:
-        for result in self.predictor.propagate_in_video(self.state, start, reverse=reverse):
-            if result.frame_index == skip:
-                continue
-            labels = (merge_frame(result.object_ids, list(result.soft)) if result.object_ids
-                      else np.zeros((self.state.height, self.state.width), np.uint8))
-            with self.interrupts.held():  # a frame's outputs all or none
-                self.pngs.submit(write_palette_png, self._png(result.frame_index), labels)
-                if not reverse:
-                    self._overlay(result.image, labels, result.fps)
-                if result.latency is not None:
-                    self.stats.latencies.append(result.latency)
-                self.written.add(result.frame_index)
-                self.stats.frames = len(self.written)
-                self.bar.update(1)
-        if reverse and self.overlay_path is not None:  # the overlay runs forward in time: read the PNGs back
+    def _write(self, result) -> None:
+        index = result.frame_index
+        labels = (merge_frame(result.object_ids, list(result.soft)) if result.object_ids
+                  else np.zeros((self.state.height, self.state.width), np.uint8))
+        if not result.reverse:
+            self._flush_overlay(index)
+        with self.interrupts.held():  # a frame's outputs all or none
+            self.pngs.submit(write_palette_png, self._png(index), labels)
+            if result.reverse:
+                self.waiting.add(index)
+            else:
+                self._overlay(result.image, labels, result.fps)
+            if result.latency is not None:
+                self.stats.latencies.append(result.latency)
+            self.written.add(index)
+            self.stats.frames = len(self.written)
+            self.bar.update(1)
+
+    def _flush_overlay(self, below: int | None) -> None:
+        """Overlay frames, from their PNGs, for the waiting frames before ``below`` (all: None)."""
+        due = sorted(i for i in self.waiting if below is None or i < below)
+        if not due:
+            return
+        if self.overlay_path is not None:
             self.pngs.wait()
-            for index in sorted(self.written):
-                self._overlay(self.state.frames.get(index), read_label_map(self._png(index)), self.state.frames.fps)
+        for index in due:
+            with self.interrupts.held():
+                if self.overlay_path is not None:
+                    self._overlay(self.state.frames.get(index), read_label_map(self._png(index)),
+                                  self.state.frames.fps)
+                self.waiting.discard(index)
 
     def _png(self, index: int) -> Path:
         return self.out_dir / f"{self.state.frames.name(index)}.png"
@@ -250,12 +269,3 @@ class _Run:
             self.writer = OverlayWriter(self.overlay_path, self.state.width, self.state.height,
                                         fps or 24.0)  # frame folders and pipes carry no frame rate
         self.writer.write(blend(image, labels))
-
-
-def demo_clip() -> tuple[Path, Path]:
-    """(frame folder, first-frame mask) of the DAVIS 2016 clip bundled with the package."""
-    root = Path(__file__).resolve().parents[1] / "assets" / "demo"
-    frames, mask = root / "frames", root / "mask.png"
-    if not frames.is_dir() or not mask.is_file():
-        raise SSMVOSError(f"the bundled demo clip is missing from {root} (reinstall ssmvos)")
-    return frames, mask

@@ -50,8 +50,7 @@ def memory_needed(height: int, width: int, samples: int = 1, training: bool = Fa
 
 def memory_problem(needed: int, what: str) -> str | None:
     """Why ``needed`` bytes (for ``what``) cannot be had on this machine, or None."""
-    from ..cpus import physical_memory
-    from ..fetch import human_size
+    from ..cpus import human_size, physical_memory
 
     have = physical_memory()
     if have is not None and needed > have:
@@ -89,6 +88,16 @@ def input_problem(height: int, width: int, keep_topk: int | None = None) -> str 
     if problem:
         return problem
     return memory_problem(memory_needed(height, width), f"input size {height}x{width} (height x width) for one object")
+
+
+def check_input_size(height: int, width: int, keep_topk: int | None = None, source: str = "input_size") -> None:
+    """Raise SSMVOSError with :func:`input_problem`'s words and ``source`` (what set the size:
+    an argument's name, or a command's flags) when the network cannot run at height×width."""
+    from ..errors import SSMVOSError
+
+    problem = input_problem(height, width, keep_topk)
+    if problem:
+        raise SSMVOSError(f"{problem} (set by {source})")
 
 
 @dataclass

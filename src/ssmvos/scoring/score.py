@@ -371,22 +371,14 @@ def score_folder(annotations_dir: str | os.PathLike, results_dir: str | os.PathL
     return out
 
 
-def _is_davis_annotations(folder: Path) -> bool:
-    """True for the ``Annotations/480p`` folder of a DAVIS root."""
-    return folder.name == "480p" and folder.parent.name == "Annotations"
-
-
-def split_scoring_plan(entries: list) -> tuple[Path, str, list[str]] | None:
-    """How to score a split's merged results: (annotations folder, format, videos), or None
-    when the split has no per-frame annotations (test-dev, YouTube-VOS or MOSE valid).
-
-    Format: 'davis2016' when every object index is 255 (DAVIS 2016's binary masks),
-    'davis2017' for other splits of a DAVIS root (``Annotations/480p``), else 'generic'
-    (YouTube-VOS-layout datasets: hold-outs of YouTube-VOS or MOSE train).
-    """
+def split_annotations(entries: list) -> tuple[Path, list[str]] | None:
+    """The annotation folder and videos of a split's ground truth (``data.splits.FrameEntry``
+    list), or None when the split has no per-frame annotations (test-dev, YouTube-VOS or
+    MOSE valid). Which rules score them is the dataset registry's
+    (``ssmvos.data.datasets.split_score_format``)."""
     per_video: dict[str, set[str]] = {}
     frames: dict[str, int] = {}
-    for e in entries:  # data.splits.FrameEntry
+    for e in entries:
         per_video.setdefault(e.video_name, set()).add(e.mask_path)
         frames[e.video_name] = max(frames.get(e.video_name, 0), e.frame_index + 1)
     if any(len(masks) < frames[v] for v, masks in per_video.items()):
@@ -394,14 +386,9 @@ def split_scoring_plan(entries: list) -> tuple[Path, str, list[str]] | None:
     folders = {Path(next(iter(m))).parent.parent for m in per_video.values()}
     if len(folders) != 1:
         return None
-    folder = folders.pop()
-    if {e.object_index for e in entries} == {255}:
-        fmt = "davis2016"
-    else:
-        fmt = "davis2017" if _is_davis_annotations(folder) else "generic"
-    return folder, fmt, list(per_video)
+    return folders.pop(), list(per_video)
 
 
-__all__ = ["split_scoring_plan", "FORMATS", "AUTO", "OBJECT_KEYS", "GLOBAL_KEYS", "read_label_png",
+__all__ = ["split_annotations", "FORMATS", "AUTO", "OBJECT_KEYS", "GLOBAL_KEYS", "read_label_png",
            "resolve_annotations", "list_videos", "detect_format", "VideoJob", "VideoScores", "score_video",
            "summarize", "default_workers", "score_folder"]

@@ -344,7 +344,10 @@ function follow() {
       $("cancel").disabled = true;
       document.body.dataset.job = event.type;
       if (event.type === "error") say(event.message, true);
-      else if (event.type === "done") say(`Done: ${event.done} frames segmented.`);
+      else if (event.type === "done") {
+        const kept = event.done - event.computed;
+        say(`Done: ${event.done} frames` + (kept > 0 ? ` (${event.computed} recomputed, ${kept} unchanged).` : " segmented."));
+      }
       else if (event.type === "cancelled") say(`Cancelled after ${event.done} frames.`);
       guard(async () => { await useInfo(await callJson("")); });
     }

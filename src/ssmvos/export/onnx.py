@@ -1,4 +1,4 @@
-"""ONNX export of the SSM network and the ONNX Runtime backend (optional extra ``.[onnx]``).
+"""ONNX export of the SSM network (``ssmvos export --format onnx``; optional extra ``.[onnx]``).
 
 An export folder (``ssmvos export --format onnx --out DIR``) holds the network split the
 way inference uses it, for one fixed input size H×W and any number N of objects:
@@ -12,9 +12,12 @@ way inference uses it, for one fixed input size H×W and any number N of objects
   model's configuration and weight fingerprint, and the verification figures.
 
 Every ``.onnx`` file carries the fingerprint, its role and the input size in its metadata,
-so a file of another model or size is refused when it is loaded. Export verifies ONNX
+so a file of another model or size is refused when it is loaded, and the manifest records
+each file's sha256, so a damaged or truncated file is caught before ONNX Runtime reads it
+(a damaged entry of the cache, :func:`export_for`, is exported again). Export verifies ONNX
 Runtime's outputs against PyTorch's on fixed inputs (the bundled demo frames) and writes
-nothing when they differ by more than :data:`VERIFY_TOLERANCE`.
+nothing when they differ by more than :data:`VERIFY_TOLERANCE`. Running an export is
+:class:`ssmvos.runtime.onnx_runner.OnnxRuntimeRunner`'s.
 """
 from __future__ import annotations
 
@@ -38,13 +41,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .atomic import write_json_atomic
-from .data import geometry
-from .data.tensors import IMAGENET_MEAN, IMAGENET_STD, normalize_images
-from .errors import SSMVOSError
-from .model.ssm import input_problem
-from .model import SSM, ReferenceEncoding
-from .runtime import NetworkRunner, check_precision, resolve_device
+from ..assets import demo_clip
+from ..atomic import write_json_atomic
+from ..data import geometry
+from ..data.tensors import normalize_images
+from ..errors import SSMVOSError
+from ..model import SSM, ReferenceEncoding
+from ..model.ssm import check_input_size
+from ..pretrained import IMAGENET_MEAN, IMAGENET_STD
 
 FORMAT = "ssmvos-onnx"
 FORMAT_VERSION = 1
@@ -117,8 +121,7 @@ def verification_inputs(height: int, width: int) -> tuple[Tensor, Tensor, Tensor
     reference, frame 1 as current, cropped around the first-frame mask as the engine does;
     the second object is the mirrored crop). -> (ref_img, ref_mask, cur_img, prev_mask),
     normalised images 2×3×H×W and masks 2×1×H×W."""
-    from .data.io import list_frames, read_frame, read_mask
-    from .inference.segment import demo_clip
+    from ..data.io import list_frames, read_frame, read_mask
 
     frames, mask_path = demo_clip()
     paths = list_frames(frames)
@@ -184,18 +187,17 @@ def _staging_dir(out: Path) -> tuple[Path, bool]:
 
 
 def export_onnx(model: SSM, out_dir: str | os.PathLike, input_size: tuple[int, int], *,
-                tolerance: float = VERIFY_TOLERANCE) -> Path:
+                tolerance: float = VERIFY_TOLERANCE, size_source: str = "input_size") -> Path:
     """Export ``model`` for ``input_size`` (H, W) into ``out_dir``; returns the manifest's path.
 
     The graphs are written and checked in a staging folder inside ``out_dir`` and moved into
     place only when ONNX Runtime reproduces PyTorch within ``tolerance`` (relative error of
     every output, 2 objects and 1 object); otherwise SSMVOSError, and nothing is left.
+    ``size_source`` names what set the input size in errors.
     """
     require("onnx", "onnxscript", "onnxruntime", purpose="ssmvos export --format onnx")
     height, width = (int(v) for v in input_size)
-    problem = input_problem(height, width, model.config["keep_topk"])
-    if problem:
-        raise SSMVOSError(f"cannot export for this input size: {problem}")
+    check_input_size(height, width, model.config["keep_topk"], size_source)
     out = Path(out_dir)
     staging, created = _staging_dir(out)
     try:
@@ -212,7 +214,8 @@ def export_onnx(model: SSM, out_dir: str | os.PathLike, input_size: tuple[int, i
             _export_graph(_SegmentGraph(cpu), (*want_ref, cur_img, prev_mask), "segment",
                           staging / "segment.onnx", metadata)
         errors = _verify(staging, (ref_img, ref_mask, cur_img, prev_mask), want_ref, want, tolerance)
-        manifest = _manifest(cpu.config, fingerprint, height, width, errors, tolerance)
+        digests = {role: file_sha256(staging / f"{role}.onnx") for role in GRAPHS}
+        manifest = _manifest(cpu.config, fingerprint, height, width, errors, tolerance, digests)
         write_json_atomic(staging / MANIFEST, manifest).chmod(0o644)
         for name in ("encode_reference.onnx", "segment.onnx", MANIFEST):  # the manifest last
             os.replace(staging / name, out / name)
@@ -230,7 +233,7 @@ def _verify(folder: Path, inputs: tuple[Tensor, ...], want_ref: tuple[Tensor, ..
     """Run both graphs with ONNX Runtime on ``inputs`` (2 objects, then the first alone) and
     compare with PyTorch's outputs; SSMVOSError above ``tolerance``. -> worst error per output."""
     ref_img, ref_mask, cur_img, prev_mask = (t.numpy() for t in inputs)
-    encode, segment = (_session(folder / f"{role}.onnx", None) for role in GRAPHS)
+    encode, segment = (open_session(folder / f"{role}.onnx", None) for role in GRAPHS)
     errors: dict[str, float] = {}
     for rows in (slice(0, 2), slice(0, 1)):
         got_ref = encode.run(None, {"ref_img": ref_img[rows], "ref_mask": ref_mask[rows]})
@@ -247,11 +250,11 @@ def _verify(folder: Path, inputs: tuple[Tensor, ...], want_ref: tuple[Tensor, ..
 
 
 def _manifest(config: dict, fingerprint: str, height: int, width: int, errors: dict[str, float],
-              tolerance: float) -> dict[str, Any]:
+              tolerance: float, digests: dict[str, str]) -> dict[str, Any]:
     """The JSON that lets another runtime reproduce ssmvos's pipeline around the graphs."""
     import onnxruntime
 
-    from . import __version__
+    from .. import __version__
 
     n = "objects"
     h16, w16 = -(-height // 16), -(-width // 16)
@@ -286,7 +289,8 @@ def _manifest(config: dict, fingerprint: str, height: int, width: int, errors: d
         "model": {**config, "fingerprint_sha256": fingerprint},
         "input_size": [height, width],
         "dynamic_dimension": "objects (batch): any number of objects, one row each",
-        "graphs": {role: {"file": f"{role}.onnx", "inputs": tensors(spec["inputs"]), "outputs": tensors(spec["outputs"])}
+        "graphs": {role: {"file": f"{role}.onnx", "sha256": digests[role], "inputs": tensors(spec["inputs"]),
+                          "outputs": tensors(spec["outputs"])}
                    for role, spec in GRAPHS.items()},
         "normalisation": {
             "images": "RGB uint8 H×W×3 -> float32 3×H×W: (value / 255 - mean) / std per channel",
@@ -353,7 +357,34 @@ def read_export(folder: str | os.PathLike) -> OnnxExport:
     return OnnxExport(folder, manifest)
 
 
-def _session(path: Path, export: OnnxExport | None, options: Any = None, providers: list | None = None) -> Any:
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_files(export: OnnxExport) -> None:
+    """SSMVOSError unless both graph files are there and, where the manifest records their
+    sha256 (exports since it does), unchanged: a damaged or truncated file is caught here,
+    with a message naming it, instead of inside ONNX Runtime."""
+    for role in GRAPHS:
+        path = export.folder / f"{role}.onnx"
+        if not path.is_file():
+            raise SSMVOSError(f"ONNX file not found: {path}")
+        want = export.manifest.get("graphs", {}).get(role, {}).get("sha256")
+        try:
+            got = file_sha256(path) if want else None
+        except OSError as exc:
+            raise SSMVOSError(f"cannot read {path}: {exc.strerror or exc}") from None
+        if want and got != want:
+            raise SSMVOSError(f"{path} is damaged or was changed after export (its sha256 differs from the one in "
+                              f"{MANIFEST}): export again")
+
+
+def open_session(path: Path, export: OnnxExport | None, options: Any = None, providers: list | None = None) -> Any:
     """An ONNX Runtime session for ``path``; with ``export``, the file's metadata and
     inputs must be those of that export's graph."""
     import onnxruntime as ort
@@ -383,98 +414,22 @@ def _session(path: Path, export: OnnxExport | None, options: Any = None, provide
 
 def export_for(model: SSM, input_size: tuple[int, int]) -> OnnxExport:
     """The export of ``model`` at ``input_size`` in the cache (``$SSMVOS_HOME/onnx``),
-    written (and verified) the first time it is needed."""
-    from .weights import cache_dir
+    written (and verified) the first time it is needed; a cache entry that cannot be read or
+    whose files are damaged is exported again, with a note on stderr."""
+    from ..weights import cache_dir
 
     fingerprint = model_fingerprint(model)
     folder = cache_dir() / "onnx" / f"{fingerprint[:16]}-{input_size[0]}x{input_size[1]}"
-    with contextlib.suppress(SSMVOSError):  # an unreadable or outdated cache entry is exported again
-        export = read_export(folder)
-        if export.fingerprint == fingerprint and export.input_size == tuple(input_size):
-            return export
-    print(f"exporting the network to ONNX for {input_size[0]}x{input_size[1]} into {folder} (once for these weights "
-          "and this size)", file=sys.stderr)
+    note = f"exporting the network to ONNX for {input_size[0]}x{input_size[1]} into {folder} (once for these " \
+           "weights and this size)"
+    if (folder / MANIFEST).exists():
+        try:
+            export = read_export(folder)
+            if export.fingerprint == fingerprint and export.input_size == tuple(input_size):
+                check_files(export)
+                return export
+        except SSMVOSError as exc:
+            note = f"the cached ONNX export in {folder} cannot be used ({exc}); exporting it again"
+    print(note, file=sys.stderr)
     export_onnx(model, folder, input_size)
     return read_export(folder)
-
-
-# --------------------------------------------------------------------------- the runner
-class OnnxRuntimeRunner(NetworkRunner):
-    """:class:`~ssmvos.runtime.NetworkRunner`'s interface on the exported graphs, run by ONNX Runtime.
-
-    onnx: an export folder (its weights and input size must be ``model``'s and
-    ``input_size``); None exports ``model`` once into the cache. device: 'cpu', 'cuda' (ONNX
-    Runtime's CUDA provider, from the onnxruntime-gpu package) or 'auto' (CUDA when that
-    provider is there). Only fp32 (tf32 = fp32 here): the graphs are float32. Tensors stay on
-    the host; ORT moves them to its device. threads: intra-op threads (default: torch's).
-    """
-
-    def __init__(self, model: SSM, input_size: tuple[int, int], device: str | torch.device = "cpu",
-                 precision: str = "fp32", onnx: str | os.PathLike | None = None, threads: int | None = None):
-        require("onnxruntime")
-        import onnxruntime as ort
-
-        check_precision(precision)
-        if precision in ("bf16", "fp16"):
-            raise SSMVOSError(f"the onnxruntime backend runs fp32 only (its graphs are float32), not {precision}: "
-                              "use --backend torch or compile for reduced precision")
-        self.backend = "onnxruntime"
-        self.providers = _providers(device, ort.get_available_providers())
-        self.device = torch.device("cpu")  # where the runner's tensors live; ORT copies to its own device
-        self.precision = precision
-        self.memory_format = torch.contiguous_format
-        self.model = model.eval()
-        self.compiled = self.cuda_graphs = False
-        self._staging = {}
-        input_size = (int(input_size[0]), int(input_size[1]))
-        if onnx is None:
-            self.export = export_for(model, input_size)
-        else:
-            self.export = read_export(onnx)
-            if self.export.input_size != input_size:
-                raise SSMVOSError(f"{onnx} was exported for input size {self.export.input_size[0]}x"
-                                  f"{self.export.input_size[1]}, not {input_size[0]}x{input_size[1]}: export again "
-                                  "with --input-size or use that size")
-            if self.export.fingerprint != model_fingerprint(model):
-                raise SSMVOSError(f"{onnx} was exported from other weights (or another network configuration) than "
-                                  "the ones given: export those weights again")
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads or torch.get_num_threads()
-        options.inter_op_num_threads = 1
-        self.sessions = {role: _session(self.export.folder / f"{role}.onnx", self.export, options, self.providers)
-                         for role in GRAPHS}
-
-    def _run(self, role: str, inputs: list[Tensor]) -> list[Tensor]:
-        size = tuple(inputs[-1].shape[-2:])
-        if size != self.export.input_size:
-            raise SSMVOSError(f"the ONNX export takes {self.export.input_size[0]}x{self.export.input_size[1]} crops, "
-                              f"not {size[0]}x{size[1]}")
-        feeds = {name: t.detach().to("cpu", torch.float32).contiguous().numpy()
-                 for name, t in zip(GRAPHS[role]["inputs"], inputs)}
-        return [torch.from_numpy(out) for out in self.sessions[role].run(None, feeds)]
-
-    def _encode(self, ref_img: Tensor, ref_mask: Tensor) -> ReferenceEncoding:
-        return ReferenceEncoding(*self._run("encode_reference", [ref_img, ref_mask]))
-
-    def _segment(self, ref: ReferenceEncoding, cur_img: Tensor, prev_mask: Tensor) -> Tensor:
-        return self._run("segment", [*(getattr(ref, name) for name in REFERENCE_OUTPUTS), cur_img, prev_mask])[0]
-
-
-def _providers(device: str | torch.device, available: list[str]) -> list[Any]:
-    """ONNX Runtime execution providers for a device name (CUDA without TF32: fp32 is IEEE)."""
-    cuda = "CUDAExecutionProvider" in available
-    name = device.type if isinstance(device, torch.device) else device
-    if name == "auto":
-        name = "cuda" if cuda else "cpu"
-    elif name not in ("cpu", "cuda"):
-        resolve_device(name)  # the usual error for unknown or unavailable devices
-        raise SSMVOSError(f"the onnxruntime backend runs on cpu or cuda, not {name}")
-    if name == "cuda":
-        if not cuda:
-            raise SSMVOSError("--device cuda with --backend onnxruntime needs ONNX Runtime's CUDA provider "
-                              "(the onnxruntime-gpu package); this onnxruntime has only "
-                              + ", ".join(available))
-        index = device.index if isinstance(device, torch.device) and device.index is not None else 0
-        return [("CUDAExecutionProvider", {"use_tf32": 0, "device_id": index}), "CPUExecutionProvider"]
-    return ["CPUExecutionProvider"]

@@ -1,0 +1,1 @@
+"""Exporting the network for other runtimes (``ssmvos export``): :mod:`.onnx`."""
