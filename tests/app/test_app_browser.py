@@ -146,7 +146,7 @@ def test_box_propagate_correct_repropagate_export(server, page, tmp_path, refere
     info = server[1].state.sessions.get(sid).info()
     job = info["job"]
     assert job["state"] == "done" and job["total"] == 30
-    assert job["computed"] == 15  # the network ran on frames 16..30 only; the rest were read back
+    assert job["computed"] == 14  # the network ran on frames 17..30 only (16 is the given mask); the rest were read back
 
     # export the masks: a zip of 30 palette PNGs named like the frames
     with page.expect_download() as download:
