@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+from collections import Counter
 import datetime
 import gc
 import json
@@ -55,10 +56,11 @@ from ssmvos import SSM  # noqa: E402
 from ssmvos.data import geometry  # noqa: E402
 from ssmvos.data.io import object_mask, read_frame, read_mask  # noqa: E402
 from ssmvos.data.tensors import image_to_tensor, mask_to_tensor  # noqa: E402
+from ssmvos.inference.crops import HostGeometry  # noqa: E402
 from ssmvos.inference.engine import Engine, VideoState  # noqa: E402
 from ssmvos.inference.evaluate import evaluate_split  # noqa: E402
 from ssmvos.inference.frames import FrameFiles  # noqa: E402
-from ssmvos.runtime import matmul_scope  # noqa: E402
+from ssmvos.runtime import RuntimeSpec, build_runner, matmul_scope  # noqa: E402
 
 INPUTS = ("ref_img", "ref_mask", "cur_img", "prev_mask")
 
@@ -193,15 +195,27 @@ class Data:
 
 
 # --------------------------------------------------------------------------- correctness
+
+def variant_spec(device: torch.device, opts: dict) -> RuntimeSpec:
+    """The runtime spec a variant's options ({precision, compile, cuda_graphs}) name."""
+    return RuntimeSpec("compile" if opts.get("compile") else "torch", device, opts.get("precision", "fp32"),
+                       opts.get("cuda_graphs", False))
+
+
+def variant_engine(model: SSM, size: tuple[int, int], device: torch.device, opts: dict, **options) -> Engine:
+    """An engine for a variant (``device_geometry`` from its options when given)."""
+    if "device_geometry" in opts:
+        options["device_geometry"] = opts["device_geometry"]
+    return Engine.for_model(copy.deepcopy(model), size, variant_spec(device, opts), margin=0.5, **options)
+
+
 def forward_golden(report: Report, device: torch.device, model: SSM, variants: list[tuple[str, dict]]) -> None:
     """The original's forward outputs (tests/fixtures) against each runner variant."""
-    from ssmvos.runtime import NetworkRunner
-
     data = np.load(FIXTURES / "forward_conv32_blackswan.npz")
     inp = {k: torch.from_numpy(data[k]).to(device) for k in INPUTS}
     want = torch.from_numpy(data["out"])
     for name, opts in variants:
-        runner = NetworkRunner(copy.deepcopy(model), device, **opts)
+        runner = build_runner(copy.deepcopy(model), variant_spec(device, opts), (256, 256))
         ref = runner.encode_reference_tensors(inp["ref_img"], inp["ref_mask"])
         got = runner.segment_tensors(ref, inp["cur_img"], inp["prev_mask"]).cpu()
         err = relative_error(got, want)
@@ -246,7 +260,7 @@ def pipeline(report: Report, device: torch.device, model: SSM, data: Data, frame
     fp32_merged: dict[str, Path] = {}
     for name, opts in variants:
         precision = opts.get("precision", "fp32")
-        engine = Engine(copy.deepcopy(model), (256, 256), 0.5, device, **opts)
+        engine = variant_engine(model, (256, 256), device, opts)
         for job, (entries, ref_dir) in jobs.items():
             if opts.get("compile") and job.startswith("libby") and not report.allows(120):
                 report.skip("correctness", f"pipeline {job}, {name}", "time budget")
@@ -311,7 +325,7 @@ def engine_rate(model: SSM, device: torch.device, paths: list[Path], mask0: np.n
     """The engine over the clip (decoding prefetched, no file writing): object-frames/s, the
     warm-up time (compilation, graph capture), the network alone, and peak memory."""
     reset_memory(device)
-    engine = Engine(copy.deepcopy(model), size, 0.5, device, max_batch=16, **opts)
+    engine = variant_engine(model, size, device, opts, max_batch=16)
     h, w = read_frame(paths[0]).shape[:2]
 
     def run(frame_paths: list[Path]) -> int:
@@ -343,7 +357,9 @@ def engine_rate(model: SSM, device: torch.device, paths: list[Path], mask0: np.n
     # the network alone on one fixed batch of crops: throughput (calls queued back to back),
     # and the latency of each part of one call (synchronised)
     img0 = read_frame(paths[0])
-    images, masks = engine._prepare(img0, [mask0] * objects, [geometry.mask_box(mask0, 0.5)] * objects)
+    crop = HostGeometry(engine.runner, size, 0.5, Counter()).crop  # the host's crop + resize
+    boxes = [geometry.mask_box(mask0, 0.5)] * objects
+    images, masks = crop(img0, [mask0] * objects, boxes)
     runner = engine.runner
     ref = runner.encode_reference(images, masks)
     reps = 20 if device.type == "cuda" else 2
@@ -356,8 +372,7 @@ def engine_rate(model: SSM, device: torch.device, paths: list[Path], mask0: np.n
     network = objects * reps / (time.perf_counter() - t)
     cur, prev = runner.images(images), runner.masks(masks)
     latency = {
-        "prepare (crop+resize)": lambda: engine._prepare(img0, [mask0] * objects,
-                                                         [geometry.mask_box(mask0, 0.5)] * objects),
+        "prepare (crop+resize)": lambda: crop(img0, [mask0] * objects, boxes),
         "inputs to device": lambda: (runner.images(images), runner.masks(masks)),
         "network on device inputs": lambda: runner.segment_tensors(ref, cur, prev),
         "whole runner call": lambda: runner.segment(ref, images, masks),
@@ -432,7 +447,7 @@ def evaluate_end_to_end(report: Report, device: torch.device, model: SSM, data: 
                         variants: list[tuple[str, dict]]) -> None:
     entries = data.entries(args.video, [255], args.frames)
     for name, opts in variants:
-        engine = Engine(copy.deepcopy(model), (args.size, args.size), 0.5, device, max_batch=16, **opts)
+        engine = variant_engine(model, (args.size, args.size), device, opts, max_batch=16)
         evaluate_split(entries[:4], engine, workdir / "warm", workdir / "warm-merged", progress=False)
         for workers in args.io_workers:
             engine.stage_seconds.clear()
