@@ -26,6 +26,7 @@ from PIL import Image
 
 from ..data.io import DAVIS_PALETTE, VIDEO_SUFFIXES, IMAGE_SUFFIXES
 from ..errors import SSMVOSError
+from ..io.frames.files import frame_key
 from ..options import DIRECTIONS
 
 SESSION_FORMAT = "ssmvos-session/1"
@@ -118,7 +119,7 @@ def unpack_frames_zip(archive: Path, into: Path, max_bytes: int, max_files: int 
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
         raise SSMVOSError(f"the upload is not a readable zip of frames ({exc})") from None
     size = None
-    for name in sorted(names):  # every frame must decode, at one size
+    for name in sorted(names, key=frame_key):  # every frame must decode, at one size
         image = cv2.imread(str(into / name), cv2.IMREAD_COLOR)
         if image is None:
             raise SSMVOSError(f"frame {name} in the zip is not a readable image")

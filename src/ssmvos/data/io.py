@@ -1,4 +1,5 @@
-"""Frames and masks in and out: JPEG/PNG frames, palette/grayscale masks, video files.
+"""Frames and masks in and out: palette/grayscale masks, video files; frame files are
+:mod:`ssmvos.io.frames.files`' (``list_frames`` and ``read_frame`` are re-exported here).
 
 Reading never guesses silently: unreadable, missing, truncated or mistaken files raise
 SSMVOSError naming them (a truncated JPEG, a colour image given as a mask, a mask that went
@@ -13,10 +14,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..atomic import atomic_path, is_temporary
+from ..atomic import atomic_path
 from ..errors import SSMVOSError
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+from ..io.frames.files import IMAGE_SUFFIXES, list_frames, read_frame  # noqa: F401  (their old place)
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 
 
@@ -47,48 +47,6 @@ def _open(path: Path, what: str) -> Image.Image:
         return image
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise SSMVOSError(f"cannot read {what} {path}: {exc}") from None
-
-
-def _jpeg_problem(data: bytes) -> str | None:
-    """Why JPEG bytes would not decode completely, or None. The image data must end with an
-    end-of-image marker after the last start-of-scan marker (inside the scan data both are
-    impossible: 0xFF is followed by 0x00 or a restart marker there)."""
-    if data[:2] != b"\xff\xd8":
-        return None  # not JPEG data, whatever its name: the decoders decide
-    last_scan = data.rfind(b"\xff\xda")
-    if last_scan < 0:
-        return "it holds no image data (no start-of-scan marker)"
-    if data.rfind(b"\xff\xd9") < last_scan:
-        return "its JPEG data ends before the image is complete (a truncated file?)"
-    return None
-
-
-def read_frame(path: str | os.PathLike) -> np.ndarray:
-    """An image file as H×W×3 uint8 RGB (grayscale, palette and RGBA are converted).
-
-    A JPEG must decode completely: a truncated one is an error naming the file, not a frame
-    that is partly grey.
-    """
-    if str(path).lower().endswith((".jpg", ".jpeg")):
-        # OpenCV decodes JPEG about twice as fast as Pillow, to the same pixels (both use
-        # libjpeg-turbo; EXIF orientation ignored as Pillow does); anything it cannot read
-        # goes the Pillow way, which names the file in its error
-        import cv2
-
-        try:
-            data = Path(path).read_bytes()
-        except OSError as exc:
-            raise SSMVOSError(f"cannot read frame {path}: {exc.strerror or exc}") from None
-        problem = _jpeg_problem(data)
-        if problem:
-            raise SSMVOSError(f"frame {path} cannot be decoded completely: {problem}")
-        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
-        if bgr is not None:
-            return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    image = _open(Path(path), "frame")
-    if image.mode != "RGB":
-        image = image.convert("RGB")
-    return np.asarray(image)
 
 
 #: More labels than this that look like compression artefacts make a mask "lossy".
@@ -192,20 +150,6 @@ def write_palette_png(path: str | os.PathLike, labels: np.ndarray) -> None:
 def write_gray_png(path: str | os.PathLike, values: np.ndarray) -> None:
     """Write an H×W uint8 array as a grayscale PNG (atomically)."""
     _atomic_save(Image.fromarray(np.ascontiguousarray(values, dtype=np.uint8), mode="L"), Path(path), compress_level=1)
-
-
-def list_frames(folder: str | os.PathLike) -> list[Path]:
-    """Image files of a frame folder, sorted by name. Raises if there are none."""
-    folder = Path(folder)
-    if folder.is_file():
-        raise SSMVOSError(f"frame folder {folder} is a file, not a folder of frames")
-    if not folder.is_dir():
-        raise SSMVOSError(f"frame folder not found: {folder}")
-    frames = sorted(p for p in folder.iterdir()
-                    if p.suffix.lower() in IMAGE_SUFFIXES and not is_temporary(p.name) and p.is_file())
-    if not frames:
-        raise SSMVOSError(f"no image files (jpg/png) in {folder}")
-    return frames
 
 
 def open_video(path: str | os.PathLike):

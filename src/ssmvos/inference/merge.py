@@ -20,6 +20,7 @@ from tqdm import tqdm
 from ..atomic import check_output_folder, is_temporary, remove_temporaries
 from ..data.io import read_mask, write_palette_png
 from ..errors import SSMVOSError
+from ..io.frames.files import frame_key
 
 MODES = ("soft", "hard")
 
@@ -105,7 +106,7 @@ def merge_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, mode: st
     written = 0
     for video_dir in tqdm(videos, desc="merge", unit="video", disable=not progress):
         objects = _object_dirs(video_dir)
-        names = sorted({p.name for _, d in objects for p in d.glob("*.png") if not is_temporary(p.name)})
+        names = sorted({p.name for _, d in objects for p in d.glob("*.png") if not is_temporary(p.name)}, key=frame_key)
         remove_temporaries(out_dir / video_dir.name)
         for name in names:
             ids, masks = [], []

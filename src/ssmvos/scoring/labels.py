@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import SSMVOSError
+from ..io.frames.files import frame_key
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -87,8 +88,9 @@ def read_label_png(path: Path) -> np.ndarray:
 
 
 def annotation_frames(folder: Path) -> list[str]:
-    """File names of the PNGs in ``folder``, sorted by name (the order every scorer uses)."""
-    return sorted(p.name for p in folder.iterdir() if p.suffix == ".png")
+    """File names of the PNGs in ``folder`` in frame order (:func:`~ssmvos.io.frames.files.frame_key`;
+    the order every scorer uses)."""
+    return sorted((p.name for p in folder.iterdir() if p.suffix == ".png"), key=frame_key)
 
 
 def label_ids(labels: np.ndarray) -> list[int]:
