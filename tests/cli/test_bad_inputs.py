@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -80,6 +81,11 @@ class Workspace:
             (self.truncated / f.name).write_bytes(f.read_bytes())
         data = (self.truncated / "00002.jpg").read_bytes()
         (self.truncated / "00002.jpg").write_bytes(data[: len(data) * 2 // 3])
+        for name, empty in (("empty_first", "00000.jpg"), ("empty_middle", "00002.jpg")):  # zero-byte frames
+            folder = self.path(name)
+            shutil.copytree(self.frames, folder)
+            (folder / empty).write_bytes(b"")
+            setattr(self, name, folder)
         self.fake_video = self.path("fake.mp4")
         self.fake_video.write_text("not a video")
         self.path("ro").mkdir()  # stands for a read-only mount in the faults that make it one
@@ -128,6 +134,14 @@ class Workspace:
                                                                 for i, e in enumerate(entries)])
         self.split_null = self._write_split("split_null.json", [{**e, "image_path": None} if i == 0 else e
                                                                 for i, e in enumerate(entries)])
+        for name, empty in (("empty_first", "00000.jpg"), ("empty_middle", "00002.jpg")):  # zero-byte frames
+            images = self.path(f"{name}_images")
+            (images / "blackswan").mkdir(parents=True)
+            for e in entries:
+                shutil.copy(e["image_path"], images / "blackswan")
+            (images / "blackswan" / empty).write_bytes(b"")
+            setattr(self, f"split_{name}", self._write_split(f"split_{name}.json",
+                                                             davis_entries("blackswan", ann, [255], 3, images)))
         self.split_dict = self.path("split_dict.json")
         self.split_dict.write_text(json.dumps({"entries": entries}))
         colour = self.path("colour_annotations")
@@ -229,6 +243,10 @@ def _merge_ignored_leftovers(ws: Workspace) -> None:
     assert read_mask(out / "00000.png").max() == 1
 
 
+def _wrote_frames_before_the_empty_one(folder: Path) -> None:
+    assert _pngs(folder) == ["00000.png", "00001.png"]  # the frames before 00002.jpg, complete (outputs)
+
+
 def _segment_wrote_the_first_frames(ws: Workspace) -> None:
     assert _pngs(ws.path("seg_full")) == ["00000.png"]  # frame 0 written before the disk filled up
 
@@ -262,6 +280,11 @@ TABLE: dict[str, Callable[[Workspace], Case]] = {
     "segment truncated JPEG frame": lambda ws: Case(segment(ws, "seg_trunc", frames=ws.truncated), 1,
                                                     ("00002.jpg", "cannot be decoded completely"),
                                                     outputs=("seg_trunc",)),
+    "segment zero-byte first frame": lambda ws: Case(segment(ws, "seg_empty0", frames=ws.empty_first), 1,
+                                                     ("00000.jpg", "empty file (0 bytes)"), outputs=("seg_empty0",)),
+    "segment zero-byte middle frame": lambda ws: Case(
+        segment(ws, "seg_empty2", frames=ws.empty_middle), 1, ("00002.jpg", "empty file (0 bytes)"),
+        outputs=("seg_empty2",), check=lambda: _wrote_frames_before_the_empty_one(ws.path("seg_empty2"))),
     "segment mask saved as JPEG": lambda ws: Case(segment(ws, "s", mask=ws.mask_jpeg), 1, ("mask_as.jpg", "JPEG")),
     "segment mask with JPEG artefacts": lambda ws: Case(segment(ws, "s", mask=ws.mask_lossy), 1,
                                                         ("mask_lossy.png", "looks like a lossy image")),
@@ -310,6 +333,13 @@ TABLE: dict[str, Callable[[Workspace], Case]] = {
                                                         ("entry 1", "frame_index must be an integer", "'one'")),
     "evaluate split null image_path": lambda ws: Case(evaluate(ws, "e", split=ws.split_null), 1,
                                                       ("entry 0", "image_path must be a non-empty string", "None")),
+    "evaluate zero-byte first frame": lambda ws: Case(evaluate(ws, "eval_empty0", split=ws.split_empty_first), 1,
+                                                      ("00000.jpg", "empty file (0 bytes)"), outputs=("eval_empty0",)),
+    "evaluate zero-byte middle frame": lambda ws: Case(
+        evaluate(ws, "eval_empty2", "--merged-dir", ws.path("eval_empty2", "merged"), split=ws.split_empty_middle), 1,
+        ("00002.jpg", "empty file (0 bytes)"), outputs=("eval_empty2",),
+        check=lambda: (_wrote_frames_before_the_empty_one(ws.path("eval_empty2", "blackswan", "255")),
+                       _wrote_frames_before_the_empty_one(ws.path("eval_empty2", "merged", "blackswan")))),
     "evaluate split is an object": lambda ws: Case(evaluate(ws, "e", split=ws.split_dict), 1,
                                                    ("split_dict.json", "JSON list")),
     "evaluate RGB colour annotation": lambda ws: Case(evaluate(ws, "eval_rgb", split=ws.split_rgb), 1,

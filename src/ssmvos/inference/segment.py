@@ -208,15 +208,11 @@ class _Run:
         self.bar = tqdm(total=total, unit="frame", desc="segment", disable=not self.progress)
         start = time.perf_counter()
         try:
+            # on an error or interrupt, AsyncWriter's exit still writes what was done
             with _HeldInterrupts() as self.interrupts, AsyncWriter() as self.pngs:
-                try:
-                    for result in self.predictor.propagate(self.state, direction):
-                        self._write(result)
-                    self._flush_overlay(None)
-                except BaseException:
-                    with contextlib.suppress(Exception):
-                        self.pngs.wait()  # what was done reaches the disk
-                    raise
+                for result in self.predictor.propagate(self.state, direction):
+                    self._write(result)
+                self._flush_overlay(None)
         except KeyboardInterrupt:
             self.stats.interrupted = True
         finally:

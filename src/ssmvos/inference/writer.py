@@ -1,6 +1,7 @@
 """Background writing of output files, so PNG encoding overlaps the network."""
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -15,6 +16,7 @@ SWITCH_INTERVAL = 0.0005
 
 class AsyncWriter:
     """Runs write calls in threads, at most ``max_pending`` queued; re-raises the first error.
+    Leaving its ``with`` block on an exception still finishes the writes queued before it.
 
     While open it shortens Python's thread switch interval to ``SWITCH_INTERVAL`` (restored
     on close), so that the writers do not hold up the thread that feeds the GPU.
@@ -53,5 +55,12 @@ class AsyncWriter:
     def __exit__(self, *exc: object) -> None:
         if exc[0] is None:
             self.close()
-        else:  # an error is already on its way: do not mask it
+            return
+        # an error is already on its way: what was queued before it still reaches the disk,
+        # and a failed write then does not mask that error
+        try:
+            while self._pending:
+                with contextlib.suppress(Exception):
+                    self._pending.popleft().result()
+        finally:
             self._shutdown()

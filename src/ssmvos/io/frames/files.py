@@ -78,7 +78,7 @@ def read_frame(path: str | os.PathLike) -> np.ndarray:
     """An image file as H×W×3 uint8 RGB (grayscale, palette and RGBA are converted).
 
     A JPEG must decode completely: a truncated one is an error naming the file, not a frame
-    that is partly grey.
+    that is partly grey; so is an empty or undecodable file.
     """
     if str(path).lower().endswith((".jpg", ".jpeg")):
         # OpenCV decodes JPEG about twice as fast as Pillow, to the same pixels (both use
@@ -90,10 +90,15 @@ def read_frame(path: str | os.PathLike) -> np.ndarray:
             data = Path(path).read_bytes()
         except OSError as exc:
             raise SSMVOSError(f"cannot read frame {path}: {exc.strerror or exc}") from None
+        if not data:
+            raise SSMVOSError(f"frame {path} is an empty file (0 bytes)")
         problem = _jpeg_problem(data)
         if problem:
             raise SSMVOSError(f"frame {path} cannot be decoded completely: {problem}")
-        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+        try:
+            bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+        except cv2.error:
+            bgr = None  # Pillow says why below
         if bgr is not None:
             return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     image = _open_image(Path(path))
