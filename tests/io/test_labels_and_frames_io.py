@@ -7,10 +7,9 @@ import pytest
 from PIL import Image
 
 from conftest import DAVIS16, require_shared
-from ssmvos.data.io import (DAVIS_PALETTE, list_frames, object_mask, read_frame, read_mask,
-                            write_gray_png, write_palette_png)
+from ssmvos.data.io import DAVIS_PALETTE, object_mask, read_mask, write_gray_png, write_palette_png
 from ssmvos.errors import SSMVOSError
-from ssmvos.inference.frames import VideoFile
+from ssmvos.io.frames import VideoFile, list_frames, read_frame
 
 
 def test_palette_png_round_trip_with_the_davis_colours(tmp_path):

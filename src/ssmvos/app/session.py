@@ -24,9 +24,10 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from ..data.io import DAVIS_PALETTE, VIDEO_SUFFIXES, IMAGE_SUFFIXES
+from ..data.io import DAVIS_PALETTE
 from ..errors import SSMVOSError
-from ..io.frames.files import frame_key
+from ..io.frames.files import IMAGE_SUFFIXES, frame_key
+from ..io.frames.video import VIDEO_SUFFIXES
 from ..options import DIRECTIONS
 
 SESSION_FORMAT = "ssmvos-session/1"

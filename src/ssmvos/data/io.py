@@ -1,5 +1,5 @@
-"""Frames and masks in and out: palette/grayscale masks, video files; frame files are
-:mod:`ssmvos.io.frames.files`' (``list_frames`` and ``read_frame`` are re-exported here).
+"""Masks in and out: palette/grayscale masks. Frames are :mod:`ssmvos.io.frames`' (``list_frames``,
+``read_frame``, ``IMAGE_SUFFIXES``, ``open_video`` and ``VIDEO_SUFFIXES`` stay importable from here).
 
 Reading never guesses silently: unreadable, missing, truncated or mistaken files raise
 SSMVOSError naming them (a truncated JPEG, a colour image given as a mask, a mask that went
@@ -17,7 +17,6 @@ from PIL import Image, UnidentifiedImageError
 from ..atomic import atomic_path
 from ..errors import SSMVOSError
 from ..io.frames.files import IMAGE_SUFFIXES, list_frames, read_frame  # noqa: F401  (their old place)
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 
 
 def _davis_palette() -> bytes:
@@ -152,19 +151,11 @@ def write_gray_png(path: str | os.PathLike, values: np.ndarray) -> None:
     _atomic_save(Image.fromarray(np.ascontiguousarray(values, dtype=np.uint8), mode="L"), Path(path), compress_level=1)
 
 
-def open_video(path: str | os.PathLike):
-    """Open a video file with OpenCV; returns (capture, fps)."""
-    import cv2
+def __getattr__(name: str) -> object:
+    """``open_video`` and ``VIDEO_SUFFIXES``, now :mod:`ssmvos.io.frames.video`'s (imported when
+    first asked for: that module needs OpenCV, which reading masks does not)."""
+    if name in ("open_video", "VIDEO_SUFFIXES"):
+        from ..io.frames import video
 
-    path = Path(path)
-    if path.is_dir():
-        raise SSMVOSError(f"video {path} is a folder, not a video file; pass it as a folder of frames instead")
-    if not path.is_file():
-        raise SSMVOSError(f"video not found: {path}")
-    if path.suffix.lower() in IMAGE_SUFFIXES:
-        raise SSMVOSError(f"{path} is an image, not a video file; pass the folder of frames instead")
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise SSMVOSError(f"cannot open video {path} (not a video file OpenCV can decode)")
-    fps = float(cap.get(cv2.CAP_PROP_FPS)) or 25.0
-    return cap, fps
+        return getattr(video, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

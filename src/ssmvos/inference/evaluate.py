@@ -25,13 +25,12 @@ from tqdm import tqdm
 
 from ..atomic import (atomic_path, check_output_file, check_output_folder, is_temporary, make_dirs,
                       remove_temporaries)
-from ..data.io import list_frames, object_mask, read_label_map, write_gray_png, write_palette_png
+from ..data.io import object_mask, read_label_map, write_gray_png, write_palette_png
 from ..data.splits import FrameEntry, ObjectTrack, as_entries, check_files, group_tracks
 from ..errors import SSMVOSError
-from ..io.frames.files import frame_key
+from ..io.frames.files import FrameFiles, frame_key, list_frames
 from ..pretrained import DEFAULT_INPUT_SIZE
 from .engine import Engine, VideoState
-from .frames import FrameFiles
 from .merge import merge_frame
 from .writer import AsyncWriter
 

@@ -24,9 +24,9 @@ from tqdm import tqdm
 from ..atomic import check_output_file, check_output_folder, make_dirs, remove_temporaries
 from ..data.io import read_label_map, write_palette_png
 from ..errors import SSMVOSError
+from ..io.frames.open import is_live
 from .directions import check_direction
 from .state import VideoState
-from .frames import is_live
 from .merge import merge_frame
 from .overlay import OverlayWriter, blend
 from .predictor import VideoPredictor
@@ -113,7 +113,7 @@ def segment_video(predictor: VideoPredictor, video: object, masks: str | os.Path
     last, or 'both' (each object backward and forward from its first mask); default 'both',
     and 'forward' for a live source (the only direction it allows); frames that no pass
     reaches get no PNG (``SegmentStats.unmasked``). ``drop``: the live drop
-    policy (``inference.frames``); False processes every frame. ``reference``: see
+    policy (:mod:`ssmvos.io.frames.live`); False processes every frame. ``reference``: see
     :meth:`VideoPredictor.init_state`.
 
     Writes ``<out_dir>/<frame name>.png`` palette label maps at the video's resolution and,

@@ -1,4 +1,5 @@
-"""Frames stored as image files: the one frame order, listing a folder, reading a frame.
+"""Frames stored as image files (a folder, or a list of paths): the one frame order, listing
+a folder, reading a frame, and :class:`FrameFiles`, their frame source.
 
 **Frame order**: frame files are ordered by :func:`frame_key`, everywhere frames are listed
 (segment, evaluate, index, score, the app): runs of digits compare as numbers, so ``2.jpg``
@@ -16,6 +17,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ...atomic import is_temporary
 from ...errors import SSMVOSError
+from .base import FrameSource
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
@@ -107,4 +109,24 @@ def read_frame(path: str | os.PathLike) -> np.ndarray:
     return np.asarray(image)
 
 
-__all__ = ["IMAGE_SUFFIXES", "frame_key", "sort_frames", "list_frames", "read_frame"]
+class FrameFiles(FrameSource):
+    """Frames stored as image files (JPEG/PNG), in the given order."""
+
+    def __init__(self, paths: list[Path], fps: float | None = None):
+        if not paths:
+            raise SSMVOSError("a video needs at least one frame")
+        self.paths = [Path(p) for p in paths]
+        self.fps = fps
+        self.description = f"the frames in {self.paths[0].parent}"
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def get(self, index: int) -> np.ndarray:
+        return read_frame(self.paths[index])
+
+    def name(self, index: int) -> str:
+        return self.paths[index].stem
+
+
+__all__ = ["IMAGE_SUFFIXES", "frame_key", "sort_frames", "list_frames", "read_frame", "FrameFiles"]
