@@ -69,22 +69,16 @@ def parse_mask(text: str) -> tuple[int, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import tempfile
-
     masks = [parse_mask(m) for m in args.mask or []]
-    with tempfile.TemporaryDirectory(prefix="ssmvos-session-") as folder:
-        if args.session:  # the app's masks, as the mask files the rest reads
-            from ..app.session import read_session_file
-            from ..data.io import write_palette_png
+    session = None
+    if args.session:  # the app's masks, read straight into label maps
+        from ..io.session_file import read_session_file
 
-            for frame, labels in sorted(read_session_file(args.session).items()):
-                path = f"{folder}/{frame:05d}.png"
-                write_palette_png(path, labels)
-                masks.append((frame, path))
-        return _segment(args, masks)
+        session = read_session_file(args.session)
+    return _segment(args, masks, session)
 
 
-def _segment(args: argparse.Namespace, masks: list[tuple[int, str]]) -> int:
+def _segment(args: argparse.Namespace, masks: list[tuple[int, str]], session=None) -> int:
     from ..assets import demo_clip
     from ..atomic import check_output_file, check_output_folder
     from ..build import build_predictor
@@ -93,10 +87,10 @@ def _segment(args: argparse.Namespace, masks: list[tuple[int, str]]) -> int:
 
     if args.demo:
         video, demo_mask = demo_clip()
-        masks = masks or [(0, demo_mask)]
+        masks = masks or ([] if session is not None else [(0, demo_mask)])
     else:
         video = args.video or args.frames
-        if not masks:
+        if not masks and session is None:
             raise SSMVOSError("--mask is required (the first-frame mask PNG, or FRAME:PATH), or --session FILE")
     spec = runtime_spec(args)
     check_output_folder(args.out, "--out")
@@ -105,7 +99,8 @@ def _segment(args: argparse.Namespace, masks: list[tuple[int, str]]) -> int:
     predictor = build_predictor(args.weights, (args.input_height, args.input_width), spec,
                                 size_source=INPUT_SIZE_FLAGS, margin=args.fix_margin, max_batch=args.max_batch)
     stats = segment_video(predictor, video, masks, args.out, args.overlay, progress=not args.no_progress,
-                          direction=args.direction, drop=not args.no_drop, reference=args.reference)
+                          direction=args.direction, drop=not args.no_drop, reference=args.reference,
+                          session=session)
     extra = "; ".join(x for x in (stats.latency_summary(),
                                   f"dropped {stats.dropped} frame(s)" if stats.latencies else "") if x)
     if stats.unmasked:
