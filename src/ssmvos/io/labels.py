@@ -192,7 +192,9 @@ def decode_label_values(source: str | os.PathLike | bytes, what: str = "mask") -
             return _from_pillow(image, name)
     except SSMVOSError:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, zlib.error) as exc:
+    except UnidentifiedImageError:
+        raise SSMVOSError(f"cannot read {name}: it is not a readable PNG (not an image file Pillow knows)") from None
+    except (OSError, ValueError, SyntaxError, EOFError, zlib.error) as exc:
         raise SSMVOSError(f"cannot read {name}: it is not a readable PNG ({type(exc).__name__}: {exc})") from None
     except Exception as exc:  # noqa: BLE001 - Pillow raises many types for damaged files
         raise SSMVOSError(f"cannot read {name}: it is not a readable PNG ({type(exc).__name__})") from None
