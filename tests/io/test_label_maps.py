@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import zlib
 
 import numpy as np
 import pytest
@@ -49,6 +50,15 @@ def _lossy() -> bytes:
     return _png(np.asarray(Image.open(io.BytesIO(_jpeg(big)))))
 
 
+def _bomb() -> bytes:
+    """A PNG whose header claims 40000x40000 pixels (1.6 GB decoded), with almost no data."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
+    header = (40000).to_bytes(4, "big") * 2 + bytes((8, 3, 0, 0, 0))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"PLTE", bytes(768))
+            + chunk(b"IDAT", zlib.compress(bytes(40001))) + chunk(b"IEND", b""))
+
+
 B = _base()
 VOIDED = np.where(np.arange(W)[None, :] == 0, 255, B).astype(np.uint8)  # column 0 is void
 BINARY = np.where(B > 0, 255, 0).astype(np.uint8)
@@ -77,6 +87,7 @@ REFUSED = {
     "JPEG artefacts saved as PNG": (_lossy(), ("looks like a lossy image", "losslessly")),
     "16-bit ids above 255": (_png(B.astype(np.uint16) * 300), ("labels up to 600", "0..255")),
     "not an image": (b"not a png at all", ("not a readable PNG",)),
+    "decompression bomb": (_bomb(), ("40000x40000 pixels", "at most")),
 }
 
 

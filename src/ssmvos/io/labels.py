@@ -36,6 +36,8 @@ VOID_LABEL = 255
 LOSSY_LABELS = 4
 #: A label covering less than this fraction of the pixels counts as rare.
 RARE_FRACTION = 0.01
+#: Label maps larger than this many pixels are refused before decoding (a decompression bomb).
+MAX_PIXELS = 2**27
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _JPEG_SIGNATURE = b"\xff\xd8\xff"
@@ -178,6 +180,11 @@ def decode_label_values(source: str | os.PathLike | bytes, what: str = "mask") -
     if data[:3] == _JPEG_SIGNATURE:
         raise SSMVOSError(f"{name} is a JPEG: lossy compression changes label values at every edge; save it as a "
                           "PNG (palette or grayscale) from its source")
+    if len(data) >= 24 and data[:8] == _PNG_SIGNATURE and data[12:16] == b"IHDR":
+        width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+        if width * height > MAX_PIXELS:
+            raise SSMVOSError(f"{name} is {width}x{height} pixels, more than a label map of any video "
+                              f"({MAX_PIXELS} pixels at most)")
     array = _unfiltered_palette_png(data)
     if array is None:
         array = _gray8_png(data)

@@ -161,6 +161,8 @@ def parse_session(data: object, source: str = "the session file") -> SessionFile
     session = SessionFile(video, {}, _objects(data, source), source)
     for key, value in masks_in.items():
         frame = _frame_number(key, source)
+        if frame in session.masks:
+            raise SSMVOSError(f"{source}: two masks for frame {frame} (one under a key with leading zeros)")
         if frame >= video.num_frames:
             raise SSMVOSError(f"{source}: mask for frame {frame}, but the video has {video.num_frames} frames "
                               f"(0..{video.num_frames - 1})")
