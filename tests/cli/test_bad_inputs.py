@@ -64,6 +64,7 @@ class Workspace:
         write_palette_png(self.mask, self.labels)
         self._bad_frames()
         self._bad_masks()
+        self._sessions()
         self._checkpoints()
         self._splits()
         self._soft_masks()
@@ -93,6 +94,28 @@ class Workspace:
         self.a_file.write_text("not a folder")
         self.a_dir = self.path("a_dir")
         self.a_dir.mkdir()
+
+    def _sessions(self) -> None:
+        """Session files (ssmvos app's format) for the 3-frame clip, each wrong in one field."""
+        from ssmvos.io.session_file import SessionVideo, session_dict
+
+        def write(name: str, num_frames: int = 3, size: tuple[int, int] = (H, W), **change) -> Path:
+            data = session_dict(SessionVideo("frames", num_frames, *size), {0: cv2.resize(
+                self.labels, size[::-1], interpolation=cv2.INTER_NEAREST)})
+            for key, value in change.items():
+                where = data["video"] if key in ("width", "height") else data
+                where[key] = value
+            path = self.path(name)
+            path.write_text(json.dumps(data))
+            return path
+
+        good = session_dict(SessionVideo("frames", 3, H, W), {0: self.labels})["masks"]["0"]
+        self.session = write("session.json")
+        self.session_far = write("session_far.json", masks={"0": good, "40": good})
+        self.session_true = write("session_true.json", width=True)
+        self.session_digits = write("session_digits.json", masks={"9" * 300: good})
+        self.session_frames = write("session_frames.json", num_frames=50)
+        self.session_size = write("session_size.json", size=(H * 2, W * 2))
 
     def _bad_masks(self) -> None:
         binary = np.where(self.labels > 0, 255, 0).astype(np.uint8)
@@ -221,6 +244,11 @@ def segment(ws: Workspace, out: str, *extra, frames: Path | None = None, mask: P
             "--weights", ws.ckpt, *SEG, *extra]
 
 
+def with_session(ws: Workspace, session: Path) -> list:
+    """``segment --session FILE`` without a --mask."""
+    return ["segment", "--frames", ws.frames, "--session", session, "--out", ws.path("s"), "--weights", ws.ckpt, *SEG]
+
+
 def evaluate(ws: Workspace, out: str, *extra, split: Path | None = None) -> list:
     return ["evaluate", "--split", split or ws.split, "--resume", ws.ckpt, "--save-dir", ws.path(out), *EVAL, *extra]
 
@@ -290,6 +318,25 @@ TABLE: dict[str, Callable[[Workspace], Case]] = {
                                                         ("mask_lossy.png", "looks like a lossy image")),
     "segment RGB colour mask": lambda ws: Case(segment(ws, "s", mask=ws.mask_rgb), 1,
                                                ("mask_rgb.png", "colour", "not a label map", "palette or grayscale")),
+    # ---- segment --session: errors name the session file and its field or frame (issue 26.5)
+    "segment --session mask beyond the video": lambda ws: Case(
+        with_session(ws, ws.session_far), 1,
+        ("session_far.json", "mask for frame 40", "the video has 3 frames")),
+    "segment --session width true": lambda ws: Case(
+        with_session(ws, ws.session_true), 1,
+        ("session_true.json", "video.width must be a whole number", "not true")),
+    "segment --session 300-digit frame key": lambda ws: Case(
+        with_session(ws, ws.session_digits),
+        1, ("session_digits.json", "300 digits", "not a frame number")),
+    "segment --session and --mask on one frame": lambda ws: Case(
+        segment(ws, "s", "--session", ws.session), 1,
+        ("two masks for frame 0", "mask.png", "session.json")),
+    "segment --session of another video (frames)": lambda ws: Case(
+        with_session(ws, ws.session_frames),
+        1, ("session_frames.json", "50 frames", "the video has 3 frames", "another video")),
+    "segment --session of another video (size)": lambda ws: Case(
+        with_session(ws, ws.session_size), 1,
+        ("session_size.json", f"{W * 2}x{H * 2}", f"the frames are {W}x{H}", "another video")),
     "segment --overlay is a folder": lambda ws: Case(segment(ws, "s", "--overlay", ws.a_dir), 1,
                                                      ("--overlay", "a_dir is a directory")),
     "segment --out is a file": lambda ws: Case(segment(ws, "s")[:5] + ["--out", ws.a_file] + segment(ws, "s")[7:], 1,

@@ -63,7 +63,7 @@ def test_masks_in_other_formats(tmp_path):
     with pytest.raises(SSMVOSError, match="rgb.png is a colour .* not a label map"):  # not its first channel
         read_mask(tmp_path / "rgb.png")
     Image.fromarray(labels > 0).save(tmp_path / "bits.png")
-    np.testing.assert_array_equal(read_mask(tmp_path / "bits.png"), (labels > 0) * 255)
+    np.testing.assert_array_equal(read_mask(tmp_path / "bits.png"), labels > 0)  # 1-bit: object 1
     Image.fromarray(labels.astype(np.uint16)).save(tmp_path / "u16.png")
     np.testing.assert_array_equal(read_mask(tmp_path / "u16.png"), labels)
     Image.fromarray((labels.astype(np.uint16) * 1000)).save(tmp_path / "big.png")

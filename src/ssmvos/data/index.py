@@ -33,7 +33,7 @@ import numpy as np
 from ..atomic import is_temporary
 from ..errors import SSMVOSError
 from ..io.frames.files import sort_frames
-from .io import read_label_map
+from ..io.labels import read_label_map
 from .splits import FrameEntry
 
 def _read_text(path: Path) -> str:

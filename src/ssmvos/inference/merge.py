@@ -18,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..atomic import check_output_folder, is_temporary, remove_temporaries
-from ..data.io import read_mask, write_palette_png
+from ..io.labels import read_label_map, write_label_png as write_palette_png
 from ..errors import SSMVOSError
 from ..io.frames.files import frame_key
 
@@ -114,7 +114,7 @@ def merge_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, mode: st
                 path = d / name
                 if path.is_file():
                     ids.append(obj_id)
-                    masks.append(read_mask(path))
+                    masks.append(read_label_map(path, lossy_check=False))  # soft masks: 0..255
             try:
                 labels = merge_frame(ids, masks, mode)
             except SSMVOSError as exc:
