@@ -32,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--video", help="video file (mp4, avi, ...), or live: a camera index (0), an RTSP/HTTP URL, "
                      "or - for frames on stdin")
-    src.add_argument("--frames", type=frame_folder, help="folder of frames (jpg/png, sorted by name)")
+    src.add_argument("--frames", type=frame_folder, help="folder of frames (jpg/png) in natural order: 2.jpg before 10.jpg")
     src.add_argument("--demo", action="store_true", help="the bundled demo clip and its first-frame mask")
     p.add_argument("--mask", action="append", metavar="[FRAME:]PATH",
                    help="mask PNG for frame 0, or FRAME:PATH for another frame (frames count from 0); repeat it "

@@ -2,9 +2,9 @@
 
 Layout: ``<annotations>/<video>/<frame>.png`` and ``<results>/<video>/<frame>.png`` with the
 same frame names (the folder ``Annotations/480p`` of a DAVIS root is such a folder; a DAVIS
-root itself is accepted too). Frames are the annotation PNGs sorted by file name; only they
-are read from the results (a result folder may hold more frames, e.g. every frame of a video
-annotated every 5th). A result missing for an annotated frame is an error.
+root itself is accepted too). Frames are the annotation PNGs in natural order (2.png before
+10.png); only they are read from the results (a result folder may hold more frames, e.g.
+every frame of a video annotated every 5th). A result missing for an annotated frame is an error.
 
 ``fmt="davis2017"`` and ``"davis2016"``: the official semi-supervised evaluation
 (github.com/davisvideochallenge/davis2017-evaluation), whose figures these equal:
