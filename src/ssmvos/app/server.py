@@ -1,10 +1,15 @@
 """The HTTP side of ``ssmvos app`` (Starlette): routes that wire requests to sessions.
 
-Every browser tab gets its own session (a random id it keeps in sessionStorage); all
-routes under ``/api/sessions/{id}`` act on that session only. Label maps travel as raw
-bytes (H·W octets, row-major; gzip-compressed on the wire). Errors a user can cause come
-back as ``{"error": "one line"}`` with a 4xx status; anything else as a 500 with a short
-message, the traceback going to the server's log only.
+Every browser tab gets its own session (a random id it keeps in its URL); all routes under
+``/api/sessions/{id}`` act on that session only. Sessions live in a state folder
+(``AppConfig.state_dir``): the user's masks are written as they change, a session not used
+for ``session_ttl_hours`` is deleted, and past ``max_sessions`` in memory the least recently
+used one is unloaded to disk (reloaded on its next request, also after a restart). Label
+maps travel as raw bytes (H·W octets, row-major; gzip-compressed on the wire). Who may send
+what is :mod:`.network`'s (Host, Origin, Content-Type, body sizes); what may be opened is
+:mod:`.files`'. Errors a user can cause come back as ``{"error": "one line"}`` with a 4xx
+status; anything else as a 500 with a short message, the traceback going to the server's log
+only.
 """
 from __future__ import annotations
 
@@ -12,10 +17,14 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
+import re
 import secrets
 import shutil
 import tempfile
 import threading
+import time
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,55 +43,162 @@ from starlette.staticfiles import StaticFiles
 from ..data.io import VIDEO_SUFFIXES
 from ..assets import demo_clip
 from ..errors import SSMVOSError
-from .session import AppSession, confined, list_folder, png_to_labels, session_json, unpack_frames_zip
+from .exports import export_coco, export_dataset
+from .files import check_video_target, confined, list_folder, unpack_frames_zip
+from .network import GuardMiddleware, HostRule, public_message, read_body
+from .session import AppSession, png_to_labels, session_json
 
 log = logging.getLogger("ssmvos.app")
 STATIC = Path(__file__).resolve().parent / "static"
+SESSION_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
+JSON_LIMIT = 1 << 20  # bytes of a JSON request (a box, a path, a direction)
+MASK_FILE_LIMIT = 64 << 20  # bytes of an imported mask image
 
 
 @dataclass
 class AppConfig:
     """What ``ssmvos app`` serves: the folder users may open videos from (None: uploads
-    only), whether new sessions start on the bundled clip, and limits."""
+    only), whether new sessions start on the bundled clip, where sessions are kept, the
+    address it answers for, and limits."""
 
     root: Path | None = None
     demo: bool = False
     max_upload_mb: int = 1024
-    max_sessions: int = 32
-    workdir: Path | None = None  # where sessions keep uploads and exports (default: a temporary folder)
+    max_sessions: int = 32  # sessions held in memory; more are unloaded to the state folder
+    state_dir: Path | None = None  # where sessions are kept (default: a temporary folder, removed at exit)
+    session_ttl_hours: float = 24.0 * 7  # a session unused this long is deleted
+    host: str = "127.0.0.1"  # the address listened on: the Host header must name it
+    port: int | None = None  # its port (None: any port, e.g. an app served by a test client)
+    allowed_hosts: tuple[str, ...] = ()  # more Host names to answer for (e.g. a reverse proxy's)
+    workdir: Path | None = None  # the old name of state_dir, still taken
 
 
 class Sessions:
-    """The live sessions, the shared predictor and the one network lock."""
+    """The sessions (in memory, least recently used first, and on disk), the shared
+    predictor and the one network lock."""
 
     def __init__(self, predictor, config: AppConfig):
         self.predictor = predictor
         self.config = config
         self.network_lock = threading.Lock()
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ssmvos-app-job")
-        self._own_workdir = config.workdir is None
-        self.workdir = Path(tempfile.mkdtemp(prefix="ssmvos-app-")) if config.workdir is None else config.workdir
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.items: dict[str, AppSession] = {}
+        self.cleaner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ssmvos-app-cleanup")
+        folder = config.state_dir or config.workdir
+        self._own_folder = folder is None
+        self.folder = Path(tempfile.mkdtemp(prefix="ssmvos-app-")) if folder is None else Path(folder).expanduser()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.items: OrderedDict[str, AppSession] = OrderedDict()
+        self.guard = threading.RLock()  # items
+        self._swept = 0.0
 
+    # -- lookup ---------------------------------------------------------------------------
     def create(self) -> AppSession:
-        if len(self.items) >= self.config.max_sessions:
-            raise HTTPException(429, f"this server already holds {self.config.max_sessions} sessions")
-        sid = secrets.token_urlsafe(16)
-        session = AppSession(sid, self.predictor, self.network_lock, self.workdir)
-        self.items[sid] = session
+        self.sweep()
+        with self.guard:
+            self._make_room()
+            sid = secrets.token_urlsafe(16)
+            session = AppSession(sid, self.predictor, self.network_lock, self.folder / sid)
+            session._save_state()
+            self.items[sid] = session
         return session
 
     def get(self, sid: str) -> AppSession:
-        session = self.items.get(sid)
-        if session is None:
-            raise HTTPException(404, "unknown session (the server may have restarted): reload the page")
-        return session
+        """The session ``sid``, reloaded from the state folder when it was unloaded (or the
+        server restarted). May open its video: call it off the event loop when not loaded."""
+        with self.guard:
+            session = self.items.get(sid)
+            if session is not None:
+                self.items.move_to_end(sid)
+                session.touch()
+                return session
+        if not SESSION_ID.fullmatch(sid) or not (self.folder / sid / "state.json").is_file():
+            raise HTTPException(404, "unknown session (it expired or was deleted): reload the page")
+        restored = AppSession.restore(sid, self.predictor, self.network_lock, self.folder / sid, self.may_reopen)
+        with self.guard:
+            if sid in self.items:  # restored meanwhile by another request
+                restored.close(delete=False)
+                return self.items[sid]
+            self._make_room()
+            self.items[sid] = restored
+            restored.touch()
+        return restored
+
+    def loaded(self, sid: str) -> bool:
+        return sid in self.items
+
+    def may_reopen(self, video: Path) -> bool:
+        """Whether a saved session's video may still be opened: the demo clip, an upload in
+        the state folder, or a path under the current --root."""
+        video = video.resolve()
+        inside = [self.folder.resolve(), demo_clip()[0].resolve()]
+        if self.config.root is not None:
+            inside.append(self.config.root.resolve())
+        if not any(video == f or f in video.parents for f in inside):
+            return False
+        if self.config.root is not None and self.config.root.resolve() in video.parents:
+            try:
+                check_video_target(self.config.root, video, video.name)
+            except SSMVOSError:
+                return False
+        return True
+
+    # -- making room, expiry, removal -------------------------------------------------------
+    def _make_room(self) -> None:
+        """Unload least recently used idle sessions to disk until one more fits."""
+        while len(self.items) >= self.config.max_sessions:
+            idle = next((sid for sid, s in self.items.items()
+                         if s.job is None or s.job.state != "running"), None)
+            if idle is None:
+                raise HTTPException(429, f"all {self.config.max_sessions} sessions in memory are propagating: "
+                                         "try again when one is done")
+            session = self.items.pop(idle)
+            self.cleaner.submit(self._quietly, session.close, False)
 
     def remove(self, sid: str) -> None:
-        session = self.items.pop(sid, None)
+        """Forget session ``sid`` and delete its folder, off the caller's thread."""
+        if not SESSION_ID.fullmatch(sid):
+            raise HTTPException(404, "unknown session")
+        with self.guard:
+            session = self.items.pop(sid, None)
         if session is not None:
-            session.close()
+            self.cleaner.submit(self._quietly, session.close, True)
+        elif (self.folder / sid).is_dir():
+            self.cleaner.submit(shutil.rmtree, self.folder / sid, True)
+        else:
+            raise HTTPException(404, "unknown session (it expired or was deleted)")
+
+    def sweep(self, force: bool = False) -> None:
+        """Delete sessions unused for ``session_ttl_hours`` (at most once a minute; the
+        removal runs off the caller's thread)."""
+        now = time.time()
+        if not force and now - self._swept < 60:
+            return
+        self._swept = now
+        limit = now - self.config.session_ttl_hours * 3600
+        with self.guard:
+            for sid, session in list(self.items.items()):
+                if session.used < limit and (session.job is None or session.job.state != "running"):
+                    self.remove(sid)
+        self.cleaner.submit(self._quietly, self._sweep_disk, limit)
+
+    def _sweep_disk(self, limit: float) -> None:
+        for folder in list(self.folder.iterdir()):
+            if folder.name in self.items or not SESSION_ID.fullmatch(folder.name):
+                continue
+            marker = folder / "state.json"
+            try:
+                used = marker.stat().st_mtime if marker.exists() else folder.stat().st_mtime
+            except OSError:
+                continue
+            if used < limit:
+                shutil.rmtree(folder, ignore_errors=True)
+
+    @staticmethod
+    def _quietly(fn, *args) -> None:
+        try:
+            fn(*args)
+        except Exception:  # noqa: BLE001 - a cleanup failure must not stop the server; log it
+            log.exception("a cleanup failed")
 
     def run(self, fn) -> None:
         def guarded() -> None:
@@ -93,28 +209,44 @@ class Sessions:
         self.pool.submit(guarded)
 
     def close(self) -> None:
-        for sid in list(self.items):
-            self.remove(sid)
+        """Unload every session (kept on disk unless the state folder is a temporary one)."""
+        with self.guard:
+            sessions, self.items = list(self.items.values()), OrderedDict()
+        for session in sessions:
+            self._quietly(session.close, self._own_folder)
         self.pool.shutdown(wait=False, cancel_futures=True)
-        if self._own_workdir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
+        self.cleaner.shutdown(wait=True)
+        if self._own_folder:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def create_app(predictor, config: AppConfig | None = None) -> Starlette:
     """The Starlette application serving ``predictor`` (a VideoPredictor)."""
     config = config or AppConfig()
     sessions = Sessions(predictor, config)
+    hosts = HostRule(config.host, config.port, config.allowed_hosts)
+    private = {sessions.folder: "<session folder>", Path(tempfile.gettempdir()): "<tmp>"}
+    if config.root is not None:
+        private[config.root] = "<--root>"
 
-    def session_of(request: Request) -> AppSession:
-        return sessions.get(request.path_params["sid"])
+    async def session_of(request: Request) -> AppSession:
+        sid = request.path_params["sid"]
+        if sessions.loaded(sid):
+            return sessions.get(sid)
+        return await run_in_threadpool(sessions.get, sid)
 
     def frame_of(request: Request) -> int:
         return int(request.path_params["index"])
 
-    async def body_json(request: Request) -> dict:
+    async def body_json(request: Request, limit: int = JSON_LIMIT) -> dict:
+        raw = await read_body(request, limit, "the request body")
+
+        def finite_only(constant: str) -> float:
+            raise ValueError(f"{constant} is not a JSON number")
+
         try:
-            data = json.loads(await request.body() or b"{}")
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            data = json.loads(raw or b"{}", parse_constant=finite_only)
+        except (ValueError, UnicodeDecodeError):
             raise SSMVOSError("the request body is not JSON") from None
         if not isinstance(data, dict):
             raise SSMVOSError("the request body must be a JSON object")
@@ -126,21 +258,27 @@ def create_app(predictor, config: AppConfig | None = None) -> Starlette:
             raise SSMVOSError(f"{what} has {len(data)} bytes, a {w}x{h} label map has {h * w}")
         return np.frombuffer(data, np.uint8).reshape(h, w).copy()
 
+    def public_info(info: dict) -> dict:
+        if info.get("job") and info["job"].get("message"):
+            info["job"]["message"] = public_message(info["job"]["message"], private)
+        return info
+
     # -- pages and sessions -----------------------------------------------------------
     async def index(request: Request) -> Response:
         return FileResponse(STATIC / "index.html")
 
     async def new_session(request: Request) -> Response:
+        await body_json(request)
         session = sessions.create()
         if config.demo:
             await run_in_threadpool(session.open, demo_clip()[0], "demo")
         return JSONResponse(session.info())
 
     async def get_session(request: Request) -> Response:
-        return JSONResponse(session_of(request).info())
+        return JSONResponse(public_info((await session_of(request)).info()))
 
     async def delete_session(request: Request) -> Response:
-        sessions.remove(request.path_params["sid"])
+        sessions.remove(request.path_params["sid"])  # the files go off the event loop
         return JSONResponse({"deleted": True})
 
     async def server_info(request: Request) -> Response:
@@ -157,18 +295,20 @@ def create_app(predictor, config: AppConfig | None = None) -> Starlette:
         return JSONResponse(await run_in_threadpool(list_folder, require_root(), request.query_params.get("path", "")))
 
     async def open_path(request: Request) -> Response:
-        session = session_of(request)
-        rel = (await body_json(request)).get("path", "")
-        target = confined(require_root(), str(rel))
-        if not (target.is_dir() or target.suffix.lower() in VIDEO_SUFFIXES):
-            raise SSMVOSError(f"{rel!r} is neither a frame folder nor a video file ({', '.join(VIDEO_SUFFIXES)})")
-        return JSONResponse(await run_in_threadpool(session.open, target, str(rel)))
+        session = await session_of(request)
+        rel = str((await body_json(request)).get("path", ""))
+        root = require_root()
+        target = confined(root, rel)
+        await run_in_threadpool(check_video_target, root, target, rel)
+        return JSONResponse(await run_in_threadpool(session.open, target, rel))
 
     async def open_demo(request: Request) -> Response:
-        return JSONResponse(await run_in_threadpool(session_of(request).open, demo_clip()[0], "demo"))
+        session = await session_of(request)
+        await body_json(request)
+        return JSONResponse(await run_in_threadpool(session.open, demo_clip()[0], "demo"))
 
     async def upload(request: Request) -> Response:
-        session = session_of(request)
+        session = await session_of(request)
         name = Path(request.query_params.get("name", "")).name
         suffix = Path(name).suffix.lower()
         if suffix not in (*VIDEO_SUFFIXES, ".zip"):
@@ -197,14 +337,23 @@ def create_app(predictor, config: AppConfig | None = None) -> Starlette:
             else:
                 video = target
             return JSONResponse(await run_in_threadpool(session.open, video, f"upload:{name}", folder))
+        except SSMVOSError as exc:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise SSMVOSError(public_message(str(exc), {target: name, folder: "<upload>"})) from None
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
 
     # -- frames, masks, results -------------------------------------------------------
     async def frame_jpeg(request: Request) -> Response:
-        data = await run_in_threadpool(session_of(request).frame_jpeg, frame_of(request))
-        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+        session = await session_of(request)
+        key = request.query_params.get("v")
+        if key is not None and key != session.video_key:
+            raise HTTPException(409, "this frame is of a video no longer open in this session: reload the page")
+        data = await run_in_threadpool(session.frame_jpeg, frame_of(request))
+        # a frame URL with the video's key names one image for good; without it, revalidate
+        cache = "private, max-age=3600, immutable" if key is not None else "no-cache"
+        return Response(data, media_type="image/jpeg", headers={"Cache-Control": cache})
 
     def labels_response(labels: np.ndarray | None) -> Response:
         """A label map as raw bytes; 204 (no content) when the frame has none."""
@@ -213,48 +362,54 @@ def create_app(predictor, config: AppConfig | None = None) -> Starlette:
         return Response(labels.tobytes(), media_type="application/octet-stream")
 
     async def get_annotation(request: Request) -> Response:
-        return labels_response(session_of(request).annotation(frame_of(request)))
+        return labels_response((await session_of(request)).annotation(frame_of(request)))
 
     async def put_annotation(request: Request) -> Response:
-        session = session_of(request)
-        labels = raw_labels(session, await request.body(), f"the mask of frame {frame_of(request)}")
+        session = await session_of(request)
+        session.frames  # noqa: B018 - no video: one clear error before the body is read
+        what = f"the mask of frame {frame_of(request)}"
+        data = await read_body(request, session.state.height * session.state.width, what)
+        labels = raw_labels(session, data, what)
         return JSONResponse(await run_in_threadpool(session.set_annotation, frame_of(request), labels))
 
     async def import_annotation(request: Request) -> Response:
-        session = session_of(request)
-        labels = png_to_labels(await request.body(), "the imported mask")
+        session = await session_of(request)
+        session.frames  # noqa: B018 - no video: one clear error before the body is read
+        data = await read_body(request, min(MASK_FILE_LIMIT, config.max_upload_mb << 20), "the imported mask")
+        labels = png_to_labels(data, "the imported mask")
         return JSONResponse(await run_in_threadpool(session.set_annotation, frame_of(request), labels))
 
     async def get_result(request: Request) -> Response:
-        return labels_response(await run_in_threadpool(session_of(request).result, frame_of(request)))
+        session = await session_of(request)
+        return labels_response(await run_in_threadpool(session.result, frame_of(request)))
 
     async def grabcut(request: Request) -> Response:
-        session = session_of(request)
+        session = await session_of(request)
         data = await body_json(request)
         try:
             index, box = int(data["frame"]), [float(v) for v in data["box"]]
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):
             raise SSMVOSError("grabcut needs {'frame': N, 'box': [x0, y0, x1, y1]}") from None
-        if len(box) != 4:
-            raise SSMVOSError("grabcut's box is [x0, y0, x1, y1]")
+        if len(box) != 4 or not all(math.isfinite(v) for v in box):
+            raise SSMVOSError("grabcut's box is [x0, y0, x1, y1], four finite numbers")
         mask = await run_in_threadpool(session.grabcut, index, tuple(box))
         return Response(mask.astype(np.uint8).tobytes(), media_type="application/octet-stream")
 
     # -- propagation ------------------------------------------------------------------
     async def propagate(request: Request) -> Response:
-        session = session_of(request)
+        session = await session_of(request)
         direction = (await body_json(request)).get("direction", "forward")
         session.start(str(direction), sessions.run)
         return JSONResponse(session.info())
 
     async def cancel(request: Request) -> Response:
-        session = session_of(request)
+        session = await session_of(request)
         if session.job is not None:
             session.job.cancel.set()
-        return JSONResponse(session.info())
+        return JSONResponse(public_info(session.info()))
 
     async def events(request: Request) -> Response:
-        session = session_of(request)
+        session = await session_of(request)
         job = session.job
 
         async def stream():
@@ -264,8 +419,10 @@ def create_app(predictor, config: AppConfig | None = None) -> Starlette:
             sent = 0
             while True:
                 while sent < len(job.events):
-                    event = job.events[sent]
+                    event = dict(job.events[sent])
                     sent += 1
+                    if event.get("message"):
+                        event["message"] = public_message(event["message"], private)
                     yield f"data: {json.dumps(event)}\n\n"
                     if event["type"] in ("done", "cancelled", "error"):
                         return
@@ -277,26 +434,34 @@ def create_app(predictor, config: AppConfig | None = None) -> Starlette:
 
     # -- export and session files -----------------------------------------------------
     async def export_zip(request: Request) -> Response:
-        path = await run_in_threadpool(session_of(request).export_zip)
+        path = await run_in_threadpool((await session_of(request)).export_zip)
         return FileResponse(path, media_type="application/zip", filename="masks.zip")
 
     async def export_overlay(request: Request) -> Response:
-        path = await run_in_threadpool(session_of(request).export_overlay)
+        path = await run_in_threadpool((await session_of(request)).export_overlay)
         return FileResponse(path, media_type="video/mp4", filename="overlay.mp4")
 
+    async def export_coco_json(request: Request) -> Response:
+        path = await run_in_threadpool(export_coco, await session_of(request))
+        return FileResponse(path, media_type="application/json", filename="masks.coco.json")
+
+    async def export_dataset_zip(request: Request) -> Response:
+        path = await run_in_threadpool(export_dataset, await session_of(request))
+        return FileResponse(path, media_type="application/zip", filename="dataset.zip")
+
     async def export_session(request: Request) -> Response:
-        data = await run_in_threadpool(session_json, session_of(request))
+        data = await run_in_threadpool(session_json, await session_of(request))
         return Response(data, media_type="application/json",
                         headers={"Content-Disposition": 'attachment; filename="session.json"'})
 
     async def import_session(request: Request) -> Response:
-        session = session_of(request)
-        data = await body_json(request)
+        session = await session_of(request)
+        data = await body_json(request, config.max_upload_mb << 20)
         return JSONResponse(await run_in_threadpool(session.load_session_masks, data))
 
     # -- errors -----------------------------------------------------------------------
     async def user_error(request: Request, exc: SSMVOSError) -> Response:
-        return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse({"error": public_message(str(exc), private)}, status_code=400)
 
     async def http_error(request: Request, exc: HTTPException) -> Response:
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
@@ -329,18 +494,23 @@ def create_app(predictor, config: AppConfig | None = None) -> Starlette:
         Route(s + "/events", events),
         Route(s + "/export/masks.zip", export_zip),
         Route(s + "/export/overlay.mp4", export_overlay),
+        Route(s + "/export/masks.coco.json", export_coco_json),
+        Route(s + "/export/dataset.zip", export_dataset_zip),
         Route(s + "/export/session.json", export_session),
         Route(s + "/session", import_session, methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
+        sessions.sweep(force=True)
         try:
             yield
         finally:
             sessions.close()
 
-    app = Starlette(routes=routes, middleware=[Middleware(GZipMiddleware, minimum_size=1024)],
+    middleware = [Middleware(GuardMiddleware, hosts=hosts), Middleware(GZipMiddleware, minimum_size=1024)]
+    app = Starlette(routes=routes, middleware=middleware,
                     exception_handlers={SSMVOSError: user_error, HTTPException: http_error, Exception: internal_error},
                     lifespan=lifespan)
     app.state.sessions = sessions
