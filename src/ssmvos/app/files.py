@@ -44,11 +44,42 @@ def frame_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
 
 
+def _png_jpeg_size(head: bytes, path: Path) -> tuple[int, int] | None:
+    """(width, height) from a PNG's IHDR or a JPEG's SOF marker; None for other formats."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n") and head[12:16] == b"IHDR":
+        return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    if not head.startswith(b"\xff\xd8"):
+        return None
+    with open(path, "rb") as f:  # walk the JPEG's segments to its frame header
+        f.seek(2)
+        while True:
+            marker = f.read(2)
+            if len(marker) < 2 or marker[0] != 0xFF:
+                return None
+            if marker[1] in (0xD8, 0x01) or 0xD0 <= marker[1] <= 0xD7:
+                continue
+            length = int.from_bytes(f.read(2), "big")
+            if 0xC0 <= marker[1] <= 0xCF and marker[1] not in (0xC4, 0xC8, 0xCC):
+                data = f.read(5)
+                return int.from_bytes(data[3:5], "big"), int.from_bytes(data[1:3], "big")
+            if length < 2:
+                return None
+            f.seek(length - 2, 1)
+
+
 def image_size(path: Path) -> tuple[int, int]:
     """(width, height) of an image file, read from its header (nothing is decoded)."""
     try:
+        with open(path, "rb") as f:
+            head = f.read(32)
+        size = _png_jpeg_size(head, path)
+        if size is not None:
+            return size
         with Image.open(path) as image:
             return image.size
+    except Image.DecompressionBombError:
+        raise SSMVOSError(f"frame {path.name} is more than {2 * Image.MAX_IMAGE_PIXELS // 10**6} MP, larger than "
+                          "the app accepts: scale the video down first") from None
     except Exception as exc:  # noqa: BLE001 - any reader failure is the same user error
         raise SSMVOSError(f"frame {path.name} is not a readable image ({type(exc).__name__})") from None
 
