@@ -51,6 +51,7 @@ from .session import AppSession, png_to_labels, session_json
 log = logging.getLogger("ssmvos.app")
 STATIC = Path(__file__).resolve().parent / "static"
 SESSION_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
+TRASH = ".deleted-"  # a deleted session's folder is renamed so, then removed off the event loop
 JSON_LIMIT = 1 << 20  # bytes of a JSON request (a box, a path, a direction)
 MASK_FILE_LIMIT = 64 << 20  # bytes of an imported mask image
 
@@ -113,6 +114,9 @@ class Sessions:
                 return session
         if not SESSION_ID.fullmatch(sid) or not (self.folder / sid / "state.json").is_file():
             raise HTTPException(404, "unknown session (it expired or was deleted): reload the page")
+        if (self.folder / sid / "state.json").stat().st_mtime < self._expired_before():
+            shutil.rmtree(self.folder / sid, ignore_errors=True)
+            raise HTTPException(404, "unknown session (it expired or was deleted): reload the page")
         restored = AppSession.restore(sid, self.predictor, self.network_lock, self.folder / sid, self.may_reopen)
         with self.guard:
             if sid in self.items:  # restored meanwhile by another request
@@ -160,29 +164,41 @@ class Sessions:
             raise HTTPException(404, "unknown session")
         with self.guard:
             session = self.items.pop(sid, None)
-        if session is not None:
-            self.cleaner.submit(self._quietly, session.close, True)
-        elif (self.folder / sid).is_dir():
-            self.cleaner.submit(shutil.rmtree, self.folder / sid, True)
-        else:
-            raise HTTPException(404, "unknown session (it expired or was deleted)")
+            trash = self.folder / f"{TRASH}{sid}-{secrets.token_hex(4)}"
+            try:  # at once, so that it cannot be reloaded; the files go later
+                (self.folder / sid).rename(trash)
+            except OSError:
+                if session is None:
+                    raise HTTPException(404, "unknown session (it expired or was deleted)") from None
+        if session is not None:  # its propagation may hold the network lock: wait for it elsewhere
+            self.cleaner.submit(self._quietly, session.close, False)
+        self.cleaner.submit(shutil.rmtree, trash, True)
 
-    def sweep(self, force: bool = False) -> None:
-        """Delete sessions unused for ``session_ttl_hours`` (at most once a minute; the
-        removal runs off the caller's thread)."""
+    def _expired_before(self) -> float:
+        return time.time() - self.config.session_ttl_hours * 3600
+
+    def sweep(self, force: bool = False, wait: bool = False) -> None:
+        """Delete sessions unused for ``session_ttl_hours`` (at most once a minute unless
+        ``force``; the files go off the caller's thread unless ``wait``)."""
         now = time.time()
         if not force and now - self._swept < 60:
             return
         self._swept = now
-        limit = now - self.config.session_ttl_hours * 3600
+        limit = self._expired_before()
         with self.guard:
             for sid, session in list(self.items.items()):
                 if session.used < limit and (session.job is None or session.job.state != "running"):
                     self.remove(sid)
-        self.cleaner.submit(self._quietly, self._sweep_disk, limit)
+        if wait:
+            self._sweep_disk(limit)
+        else:
+            self.cleaner.submit(self._quietly, self._sweep_disk, limit)
 
     def _sweep_disk(self, limit: float) -> None:
         for folder in list(self.folder.iterdir()):
+            if folder.name.startswith(TRASH):  # deleted, the server stopped before the files were gone
+                shutil.rmtree(folder, ignore_errors=True)
+                continue
             if folder.name in self.items or not SESSION_ID.fullmatch(folder.name):
                 continue
             marker = folder / "state.json"
@@ -503,7 +519,7 @@ def create_app(predictor, config: AppConfig | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
-        sessions.sweep(force=True)
+        await run_in_threadpool(sessions.sweep, True, True)  # sessions that expired while the server was down
         try:
             yield
         finally:
