@@ -138,3 +138,28 @@ def test_both_directions_count_each_frame_once(predictor, root, tmp_path):
         events = client.get(f"/api/sessions/{sid}/events").text
         frames = [json.loads(line[6:]) for line in events.splitlines() if line.startswith("data: ")]
         assert max(e.get("done", 0) for e in frames) <= 30
+
+
+def test_the_port_of_a_server_just_stopped_is_free_again(tmp_path):
+    """Ctrl-C leaves the port's last connection in TIME_WAIT: the CLI's own port check binds
+    as uvicorn does (SO_REUSEADDR), so a restart goes on to load the weights at once."""
+    import socket
+
+    from conftest import assert_clean_error, run_cli
+
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn's listener
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        client = socket.create_connection(("127.0.0.1", port))
+        conn, _ = server.accept()
+        conn.close()  # the server's side closes first: its end (port `port`) waits in TIME_WAIT
+        client.close()
+    args = ("app", "--port", port, "--state-dir", tmp_path / "state", "--weights", tmp_path / "missing.pt")
+    assert_clean_error(run_cli(*args), "missing.pt")  # past the port check, refused for the weights
+    with socket.socket() as busy:  # a port really in use is still refused, in one line
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        assert_clean_error(run_cli(*args[:1], "--port", busy.getsockname()[1], *args[3:]), "cannot listen")
+    assert_clean_error(run_cli(*args, "--session-ttl", "0"), "--session-ttl")
