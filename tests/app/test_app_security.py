@@ -14,7 +14,7 @@ import pytest
 
 pytest.importorskip("starlette", reason="the app's extra is not installed: pip install -e '.[app]'")
 
-from app_client import DEMO_FRAMES, JSON, RAW, client_for, error_of, make_root, new_session  # noqa: E402
+from app_client import DEMO_FRAMES, JSON, RAW, client_for, error_of, make_root, new_session, write_video  # noqa: E402
 from stub_network import stub_predictor  # noqa: E402
 from ssmvos.app.network import HostRule  # noqa: E402
 from ssmvos.app.server import AppConfig, create_app  # noqa: E402
@@ -79,6 +79,13 @@ def test_a_frame_linked_out_of_root_is_not_served(client, root, tmp_path):
     sid = new_session(client)
     message = error_of(client.post(f"/api/sessions/{sid}/open", json={"path": "clips/mixed"}), 400)
     assert "00001.jpg is a link to a file outside" in message
+    (folder / "00001.jpg").unlink()
+    os.symlink(tmp_path / "secret" / "a.jpg", folder / ".hidden.jpg")  # read as a frame too: checked too
+    assert ".hidden.jpg is a link" in error_of(client.post(f"/api/sessions/{sid}/open", json={"path": "clips/mixed"}),
+                                               400)
+    (folder / ".hidden.jpg").unlink()
+    (folder / "00002.png").write_bytes(png_header(13400, 13400))  # and each frame's size, from its header
+    assert "13400x13400" in error_of(client.post(f"/api/sessions/{sid}/open", json={"path": "clips/mixed"}), 400)
     assert client.get(f"/api/sessions/{sid}").json()["video"] is None
 
 
@@ -90,7 +97,7 @@ def test_messages_do_not_reveal_server_paths(client, tmp_path):
         assert str(tmp_path) not in message and "/tmp" not in message, message
 
 
-def test_inputs_that_were_500s_are_one_line_4xx(client):
+def test_inputs_that_were_500s_are_one_line_4xx(client, tmp_path):
     sid = new_session(client)
     base = f"/api/sessions/{sid}"
     # no video open: saving a mask, importing one, GrabCut, every export
@@ -110,6 +117,10 @@ def test_inputs_that_were_500s_are_one_line_4xx(client):
     message = error_of(client.post(f"{base}/upload", params={"name": "f.zip"}, content=archive.getvalue(),
                                    headers=RAW), 400)
     assert "13400x13400" in message and "40 MP" in message
+    video = write_video(tmp_path / "big.avi", 1, size=(7000, 6000))  # 42 MP, refused from the container's header
+    message = error_of(client.post(f"{base}/upload", params={"name": "big.avi"}, content=video.read_bytes(),
+                                   headers=RAW), 400)
+    assert "big.avi: its frames are 7000x6000" in message
     # NaN, infinities and huge numbers in a GrabCut box
     client.post(f"{base}/demo", json={})
     for body in (b'{"frame": 0, "box": [NaN, 0, 100, 100]}', b'{"frame": 0, "box": [0, 0, 1e999, 100]}',

@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 from PIL import Image
 
-from ..data.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from ..data.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, list_frames
 from ..errors import SSMVOSError
 
 MAX_FRAME_PIXELS = 40_000_000  # a frame larger than this (about 8K×5K) is refused before decoding
@@ -37,11 +37,6 @@ def confined(root: Path, relative: str) -> Path:
 def _inside(root: Path, path: Path) -> bool:
     resolved = path.resolve()
     return resolved == root or root in resolved.parents
-
-
-def frame_files(folder: Path) -> list[Path]:
-    """The image files of a frame folder (hidden files left out), sorted by name."""
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
 
 
 def _png_jpeg_size(head: bytes, path: Path) -> tuple[int, int] | None:
@@ -93,21 +88,33 @@ def check_frame_size(path: Path, max_pixels: int = MAX_FRAME_PIXELS) -> tuple[in
     return w, h
 
 
+def check_video_size(path: Path, shown: str | None = None, max_pixels: int = MAX_FRAME_PIXELS) -> None:
+    """Refuse a video file whose frames (from its container's header) exceed ``max_pixels``;
+    a file OpenCV cannot open is left to the frame reader's own message."""
+    capture = cv2.VideoCapture(str(path))
+    try:
+        w, h = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    finally:
+        capture.release()
+    if w * h > max_pixels:
+        raise SSMVOSError(f"{shown or path.name}: its frames are {w}x{h} pixels, more than the "
+                          f"{max_pixels // 10**6} MP the app accepts: scale the video down first")
+
+
 def check_video_target(root: Path, target: Path, shown: str) -> Path:
     """A video file or frame folder under ``root`` the page may open: a folder's frames must
     each stay inside ``root`` (a symbolic link out is refused) and be no larger than
-    :data:`MAX_FRAME_PIXELS`."""
+    :data:`MAX_FRAME_PIXELS` (read from each header)."""
     root = root.resolve()
     if target.is_dir():
-        frames = frame_files(target)
-        for frame in frames:
+        for frame in list_frames(target):  # the files the frame reader opens, each one checked
             if not _inside(root, frame):
                 raise SSMVOSError(f"{shown!r}: frame {frame.name} is a link to a file outside the server's --root "
                                   "folder")
-        if frames:
-            check_frame_size(frames[0])
+            check_frame_size(frame)
         return target
     if target.suffix.lower() in VIDEO_SUFFIXES and target.is_file():
+        check_video_size(target)
         return target
     raise SSMVOSError(f"{shown!r} is neither a frame folder nor a video file ({', '.join(VIDEO_SUFFIXES)})")
 

@@ -44,7 +44,7 @@ from ..data.io import VIDEO_SUFFIXES
 from ..assets import demo_clip
 from ..errors import SSMVOSError
 from .exports import export_coco, export_dataset
-from .files import check_video_target, confined, list_folder, unpack_frames_zip
+from .files import check_video_size, check_video_target, confined, list_folder, unpack_frames_zip
 from .network import GuardMiddleware, HostRule, public_message, read_body
 from .session import AppSession, png_to_labels, session_json
 
@@ -351,6 +351,7 @@ def create_app(predictor, config: AppConfig | None = None) -> Starlette:
                 video = await run_in_threadpool(unpack_frames_zip, target, folder / "frames", 4 * limit)
                 target.unlink()
             else:
+                await run_in_threadpool(check_video_size, target, name)
                 video = target
             return JSONResponse(await run_in_threadpool(session.open, video, f"upload:{name}", folder))
         except SSMVOSError as exc:
