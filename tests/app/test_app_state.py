@@ -1,5 +1,5 @@
-"""ssmvos app's sessions survive: masks are on disk as they change, a restarted server (or
-one that unloaded a session to make room) gives the tab its session back, idle sessions
+"""ssmvos app's sessions survive: masks are on disk as they change (results once computed),
+a restarted server (or one that unloaded a session to make room) gives the tab its session back, idle sessions
 expire, deleting one does not wait for another's propagation; and what the page is told
 is right (frame URLs change with the video, 'both' counts each frame once)."""
 from __future__ import annotations
@@ -46,6 +46,9 @@ def test_a_restart_gives_the_tab_its_session_back(predictor, root, tmp_path):
         sid = new_session(client)
         opened = client.post(f"/api/sessions/{sid}/open", json={"path": "clips/frames"}).json()["video"]
         client.put(f"/api/sessions/{sid}/frames/1/annotation", content=some_mask().tobytes(), headers=RAW)
+        client.post(f"/api/sessions/{sid}/propagate", json={"direction": "forward"})
+        assert wait_job(client, sid)["job"]["state"] == "done"
+        computed = [client.get(f"/api/sessions/{sid}/frames/{k}/result").content for k in (1, 2)]
         upload = new_session(client)
         tiny = (root / "clips" / "tiny.avi").read_bytes()
         client.post(f"/api/sessions/{upload}/upload", params={"name": "t.avi"}, content=tiny, headers=RAW)
@@ -54,6 +57,9 @@ def test_a_restart_gives_the_tab_its_session_back(predictor, root, tmp_path):
         info = client.get(f"/api/sessions/{sid}").json()["video"]
         assert info["source"] == "clips/frames" and info["annotated"] == [1] and info["key"] == opened["key"]
         assert client.get(f"/api/sessions/{sid}/frames/1/annotation").content == some_mask().tobytes()
+        assert info["results"] == [1, 2]  # the last results are shown again, and export
+        assert [client.get(f"/api/sessions/{sid}/frames/{k}/result").content for k in (1, 2)] == computed
+        assert client.get(f"/api/sessions/{sid}/export/masks.zip").status_code == 200
         assert client.get(f"/api/sessions/{upload}").json()["video"]["source"] == "upload:t.avi"
         # a session whose video left --root comes back without it
         (state / sid / "state.json").write_text(json.dumps({**json.loads((state / sid / "state.json").read_text()),
@@ -121,23 +127,24 @@ def test_frame_urls_change_with_the_video(predictor, root, tmp_path):
         assert client.get(f"/api/sessions/{sid}/frames/0.jpg").headers["cache-control"] == "no-cache"
 
 
-def test_both_directions_count_each_frame_once(predictor, root, tmp_path):
+def test_both_directions_count_each_frame_once(predictor, tmp_path):
+    root = make_root(tmp_path, frames=6)
     with client_for(app_on(predictor, root, tmp_path / "state")) as client:
         sid = new_session(client)
-        client.post(f"/api/sessions/{sid}/demo", json={})
+        client.post(f"/api/sessions/{sid}/open", json={"path": "clips/frames"})
         two = some_mask(2)
         two[300:350, 100:150] = 3  # a second object ...
-        client.put(f"/api/sessions/{sid}/frames/5/annotation", content=some_mask(2).tobytes(), headers=RAW)
-        client.put(f"/api/sessions/{sid}/frames/10/annotation", content=two.tobytes(), headers=RAW)  # ... from frame 10
-        for correction in (None, 20):
+        client.put(f"/api/sessions/{sid}/frames/2/annotation", content=some_mask(2).tobytes(), headers=RAW)
+        client.put(f"/api/sessions/{sid}/frames/3/annotation", content=two.tobytes(), headers=RAW)  # ... from frame 3
+        for correction in (None, 4):
             if correction is not None:
                 client.put(f"/api/sessions/{sid}/frames/{correction}/annotation", content=two.tobytes(), headers=RAW)
             client.post(f"/api/sessions/{sid}/propagate", json={"direction": "both"})
             job = wait_job(client, sid)["job"]
-            assert job["state"] == "done" and job["done"] == job["total"] <= 30 and job["computed"] <= 30, job
+            assert job["state"] == "done" and job["done"] == job["total"] <= 6 and job["computed"] <= 6, job
         events = client.get(f"/api/sessions/{sid}/events").text
         frames = [json.loads(line[6:]) for line in events.splitlines() if line.startswith("data: ")]
-        assert max(e.get("done", 0) for e in frames) <= 30
+        assert max(e.get("done", 0) for e in frames) <= 6
 
 
 def test_the_port_of_a_server_just_stopped_is_free_again(tmp_path):
@@ -162,4 +169,3 @@ def test_the_port_of_a_server_just_stopped_is_free_again(tmp_path):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         assert_clean_error(run_cli(*args[:1], "--port", busy.getsockname()[1], *args[3:]), "cannot listen")
-    assert_clean_error(run_cli(*args, "--session-ttl", "0"), "--session-ttl")

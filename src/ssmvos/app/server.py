@@ -228,9 +228,12 @@ class Sessions:
         """Unload every session (kept on disk unless the state folder is a temporary one)."""
         with self.guard:
             sessions, self.items = list(self.items.values()), OrderedDict()
+        for session in sessions:  # propagations stop at their next frame and keep what they computed
+            if session.job is not None:
+                session.job.cancel.set()
+        self.pool.shutdown(wait=True, cancel_futures=True)
         for session in sessions:
             self._quietly(session.close, self._own_folder)
-        self.pool.shutdown(wait=False, cancel_futures=True)
         self.cleaner.shutdown(wait=True)
         if self._own_folder:
             shutil.rmtree(self.folder, ignore_errors=True)

@@ -104,6 +104,7 @@ class AppSession:
         self.owned: Path | None = None  # the upload folder of the open video
         self.annotations: dict[int, bytes] = {}  # frame -> grayscale PNG of the user's label map
         self.given: dict[int, dict[int, str]] = {}  # object -> frame -> digest of the mask the predictor has
+        self.saved_results: set[int] = set()  # frames whose results were read back from disk at a restore
         self.job: Job | None = None
         self.used = time.time()  # last request, for expiry and least-recently-used unloading
         self._jpegs: OrderedDict[int, bytes] = OrderedDict()
@@ -123,7 +124,9 @@ class AppSession:
             self.annotations.clear()
             self.given.clear()
             self._jpegs.clear()
+            self.saved_results.clear()
             shutil.rmtree(self.folder / "masks", ignore_errors=True)
+            shutil.rmtree(self.folder / "results", ignore_errors=True)
             self._save_state()
         if old_state is not None:
             self.predictor.close_state(old_state)
@@ -165,7 +168,8 @@ class AppSession:
     def restore(cls, sid: str, predictor, network_lock: threading.Lock, folder: Path,
                 allowed: Callable[[Path], bool] = lambda path: True) -> AppSession:
         """The session saved in ``folder``: its video reopened (when ``allowed`` still lets
-        the page open it), its masks read back. Results are not kept on disk: propagate again."""
+        the page open it), its masks and last results read back (the predictor has none of them:
+        the next propagation computes again from the masks)."""
         session = cls(sid, predictor, network_lock, folder)
         try:
             saved = json.loads((folder / "state.json").read_text())
@@ -194,6 +198,9 @@ class AppSession:
             labels = png_to_labels(data, f"the saved mask of frame {path.stem}")
             if labels.shape == (state.height, state.width) and labels.any():
                 session.annotations[int(path.stem)] = data
+        results = folder / "results"
+        session.saved_results = {int(p.stem) for p in results.glob("*.png") if p.stem.isdigit()
+                                 and int(p.stem) < state.num_frames} if results.is_dir() else set()
         session.used = (folder / "state.json").stat().st_mtime
         return session
 
@@ -264,12 +271,29 @@ class AppSession:
         self._check_frame(index)
         found = self.predictor.frame_result(self.state, index)
         if found is None:
+            if index in self.saved_results:  # computed before a restart, not since
+                return png_to_labels((self.folder / "results" / f"{index}.png").read_bytes(), f"result {index}")
             return None
         return merge_frame(found.object_ids, list(found.soft))
 
     def result_frames(self) -> list[int]:
-        """The frames with kept results (given masks count: they are their frame's result)."""
-        return self.predictor.kept_frames(self.state)
+        """The frames with kept results (given masks count: they are their frame's result),
+        and those read back from disk after a restart."""
+        return sorted(set(self.predictor.kept_frames(self.state)) | self.saved_results)
+
+    def _save_results(self, frames: set[int], state) -> None:
+        """Write the merged results of ``frames`` to ``results/<frame>.png`` (read back by
+        :meth:`restore`), unless another video was opened meanwhile."""
+        for index in sorted(frames):
+            if self.state is not state:
+                return
+            labels = self.result(index)
+            path = self.folder / "results" / f"{index}.png"
+            if labels is None:
+                path.unlink(missing_ok=True)
+                continue
+            with atomic_path(path) as tmp:
+                tmp.write_bytes(labels_to_png(labels))
 
     def object_ids(self) -> list[int]:
         ids: set[int] = set()
@@ -303,6 +327,7 @@ class AppSession:
         return job
 
     def _run(self, job: Job, direction: str) -> None:
+        state, seen = self.state, set()
         try:
             with self.network_lock:
                 self._give_masks()
@@ -310,7 +335,7 @@ class AppSession:
                 job.emit(type="start", total=job.total)
                 frames = self.predictor.propagate(self.state, direction)
                 ran: set[int] = set()
-                seen: set[int] = set()  # 'both' passes its first frame twice: count each frame once
+                # 'both' passes its first frame twice: count each frame once (seen)
                 try:
                     for result in frames:  # the predictor keeps each frame's results
                         if job.cancel.is_set():
@@ -331,6 +356,11 @@ class AppSession:
             raise
         finally:
             job.emit(type=job.state, done=job.done, total=job.total, computed=job.computed, message=job.message)
+        if seen:  # after the page was told: a restart shows these results again
+            try:
+                self._save_results(seen, state)
+            except (OSError, SSMVOSError):
+                log.exception("session %s: cannot keep the results on disk", self.id[:8])
 
     def _give_masks(self) -> None:
         """Hand the predictor what changed in the user's masks since the last propagation: new
