@@ -87,7 +87,8 @@ class AppSession:
     ``predictor`` is a VideoPredictor (shared by all sessions); ``network_lock`` serialises
     propagations of all sessions (one network, one device). ``folder`` (created if needed)
     holds the session on disk: ``state.json`` (what is open), ``masks/<frame>.png`` (the
-    user's masks, written as they change), uploads and exports; :meth:`restore` reopens it.
+    user's masks, written as they change), ``results/<frame>.png`` (written after each
+    propagation), uploads and exports; :meth:`restore` reopens it.
     """
 
     def __init__(self, sid: str, predictor, network_lock: threading.Lock, folder: Path):
