@@ -195,8 +195,12 @@ class AppSession:
         for path in sorted(masks.glob("*.png")) if masks.is_dir() else []:
             if not path.stem.isdigit() or int(path.stem) >= state.num_frames:
                 continue
-            data = path.read_bytes()
-            labels = png_to_labels(data, f"the saved mask of frame {path.stem}")
+            try:
+                data = path.read_bytes()
+                labels = png_to_labels(data, f"the saved mask of frame {path.stem}")
+            except (OSError, SSMVOSError) as exc:
+                log.warning("session %s: mask %s left out (%s)", sid[:8], path.name, exc)
+                continue
             if labels.shape == (state.height, state.width) and labels.any():
                 session.annotations[int(path.stem)] = data
         results = folder / "results"
@@ -215,8 +219,8 @@ class AppSession:
         job = self.job
         out = {"id": self.id, "video": None, "job": None}
         if self.state is not None:
-            out["video"] = {"source": self.source, "key": self.video_key, "frames": self.state.num_frames, "width": self.state.width,
-                            "height": self.state.height, "fps": self.frames.fps,
+            out["video"] = {"source": self.source, "key": self.video_key, "frames": self.state.num_frames,
+                            "width": self.state.width, "height": self.state.height, "fps": self.frames.fps,
                             "names": [self.frames.name(i) for i in range(self.state.num_frames)],
                             "annotated": sorted(self.annotations), "results": self.result_frames(),
                             "objects": self.object_ids()}
@@ -360,7 +364,7 @@ class AppSession:
         if seen:  # after the page was told: a restart shows these results again
             try:
                 self._save_results(seen, state)
-            except (OSError, SSMVOSError):
+            except Exception:  # noqa: BLE001 - e.g. the session closed meanwhile: the results stay in memory only
                 log.exception("session %s: cannot keep the results on disk", self.id[:8])
 
     def _give_masks(self) -> None:
