@@ -161,8 +161,11 @@ class AppSession:
     def touch(self) -> None:
         """Mark the session used now (in memory, and on disk for expiry across restarts)."""
         now = time.time()
-        if now - self.used > 30 or not (self.folder / "state.json").exists():
-            (self.folder / "state.json").touch()
+        if now - self.used > 30:
+            try:
+                (self.folder / "state.json").touch()
+            except OSError:  # the folder went away (deleted meanwhile): nothing to keep
+                pass
         self.used = now
 
     @classmethod
