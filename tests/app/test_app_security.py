@@ -30,6 +30,7 @@ def client(root, tmp_path):
     app = create_app(stub_predictor()[0], AppConfig(root=root, max_upload_mb=1, state_dir=tmp_path / "state",
                                                     port=7860))
     with client_for(app) as c:
+        c.app_root = root
         yield c
 
 
@@ -61,12 +62,17 @@ def test_cross_site_requests_are_refused(client):
     assert "refused" in error_of(client.post(f"/api/sessions/{sid}/demo", json={}, headers=evil), 403)
     assert "refused" in error_of(client.delete(f"/api/sessions/{sid}", headers=evil), 403)
     # what a page can send cross-site without a preflight: text/plain, forms, no type at all
-    for kind in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", None):
+    for kind in ("text/plain", "text/plain; charset=utf-8", "application/x-www-form-urlencoded",
+                 "multipart/form-data; boundary=x", None):
         headers = {"Content-Type": kind} if kind else {}
         for path in ("/api/sessions", f"/api/sessions/{sid}/open", f"/api/sessions/{sid}/demo"):
             message = error_of(client.post(path, content=b'{"path": "clips/frames"}', headers=headers), 415)
             assert "application/json" in message
     assert client.get(f"/api/sessions/{sid}").json()["video"] is None  # nothing was opened
+    tiny = (client.app_root / "clips" / "tiny.avi").read_bytes()  # an upload in its own type is fine
+    response = client.post(f"/api/sessions/{sid}/upload", params={"name": "t.avi"}, content=tiny,
+                           headers={"Content-Type": "video/x-msvideo"})
+    assert response.json()["video"]["frames"] == 3
     same = {"Origin": "http://127.0.0.1:7860"}
     assert client.post(f"/api/sessions/{sid}/open", json={"path": "clips/frames"}, headers=same).status_code == 200
 

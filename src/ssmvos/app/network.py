@@ -7,9 +7,10 @@
   takes IP literals and this machine's host name: a rebinding attack needs a domain name.
 * **State-changing requests** (POST, PUT, PATCH, DELETE) must carry an ``Origin``, when
   there is one, equal to the Host they were sent to (403); POST, PUT and PATCH also a
-  ``Content-Type: application/json`` (or ``application/octet-stream`` for raw bytes), which
-  no cross-site form or simple fetch can send without a CORS preflight, which this server
-  never grants (415). A cross-site DELETE is always preflighted.
+  ``Content-Type`` that no cross-site form or simple fetch can send without a CORS
+  preflight, which this server never grants: ``application/json``, or for raw bytes
+  ``application/octet-stream`` or their own type (``video/mp4``, ``image/png``...) — not
+  ``text/*``, forms, or none at all (415). A cross-site DELETE is always preflighted.
 * **Body sizes**: :func:`read_body` refuses a declared or streamed body over its limit
   (413) before it is read whole.
 * **Messages**: :func:`public_message` replaces the server's own folders in error texts.
@@ -26,7 +27,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-BODY_TYPES = frozenset({"application/json", "application/octet-stream"})
+# what a foreign page can send without a CORS preflight (and text of any kind): refused
+SIMPLE_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
 WILDCARDS = ("0.0.0.0", "::", "")
 
@@ -134,9 +136,10 @@ class GuardMiddleware:
             if not sep or scheme not in ("http", "https") or rest.rstrip("/").lower() != host.strip().lower():
                 return 403, f"requests from the page at {origin!r} are refused: use the app's own page"
         media = headers.get("content-type", "").split(";")[0].strip().lower()
-        if method != "DELETE" and media not in BODY_TYPES:  # a cross-site DELETE is always preflighted
-            return 415, (f"{method} requests must be sent as application/json (or application/octet-stream), "
-                         f"not {media or 'without a Content-Type'}")
+        simple = not media or media in SIMPLE_TYPES or media.startswith("text/")
+        if method != "DELETE" and simple:  # a cross-site DELETE is always preflighted
+            return 415, (f"{method} requests must be sent as application/json (raw bytes: application/octet-stream "
+                         f"or their own type), not {media or 'without a Content-Type'}")
         return None
 
 

@@ -177,12 +177,10 @@ def create_app(predictor, config: AppConfig | None = None) -> Starlette:
     # -- frames, masks, results -------------------------------------------------------
     async def frame_jpeg(request: Request) -> Response:
         session = await session_of(request)
-        key = request.query_params.get("v")
-        if key is not None and key != session.video_key:
-            raise HTTPException(409, "this frame is of a video no longer open in this session: reload the page")
         data = await run_in_threadpool(session.frame_jpeg, frame_of(request))
-        # a frame URL with the video's key names one image for good; without it, revalidate
-        cache = "private, max-age=3600, immutable" if key is not None else "no-cache"
+        # always the frame of the video open now; a URL with that video's key (?v=, new at each
+        # open) names one image for good, any other is revalidated each time
+        cache = "private, max-age=3600, immutable" if request.query_params.get("v") == session.video_key else "no-cache"
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": cache})
 
     def labels_response(labels: np.ndarray | None) -> Response:
