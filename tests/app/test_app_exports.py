@@ -83,10 +83,11 @@ def test_fine_tune_on_an_exported_training_set(propagated, reference_checkpoint,
     split = tmp_path / "splits" / "mose_train.json"
     assert len(json.loads(split.read_text())) == 2 * FRAMES  # two objects, every frame
     proc = run_cli("train", "--model-dir", tmp_path / "model", "--split", split, "--resume", reference_checkpoint,
-                   "--input-size", "224", "--batch-size", "2", "--max-steps", "1",
-                   "--save-step", "1", "--num-workers", "0", "--device", "cpu", "--no-pretrained")
+                   "--input-size", "224", "--batch-size", "2", "--max-steps", "1", "--log-step", "1",
+                   "--save-step", "1000", "--num-workers", "0", "--device", "cpu", "--no-pretrained")
     assert proc.returncode == 0, proc.stderr
-    assert (tmp_path / "model" / "checkpoints" / "0.pt").is_file()
+    log = (tmp_path / "model" / "logs" / "train.log").read_text()
+    assert "8 samples" in log and "step 0 (0, 0): loss:" in log and "stopping at --max-steps 1" in log
 
 
 def test_exports_need_results(tmp_path):
