@@ -10,6 +10,7 @@ import struct
 import zipfile
 import zlib
 
+import numpy as np
 import pytest
 
 pytest.importorskip("starlette", reason="the app's extra is not installed: pip install -e '.[app]'")
@@ -133,6 +134,11 @@ def test_inputs_that_were_500s_are_one_line_4xx(client, tmp_path):
                  b'{"frame": 1e999, "box": [0, 0, 100, 100]}', b'{"frame": 0, "box": [0, 0, Infinity, 100]}'):
         message = error_of(client.post(f"{base}/grabcut", content=body, headers=JSON), 400)
         assert "grabcut" in message or "not JSON" in message, body
+    from ssmvos import SSMVOSError
+    from ssmvos.app.tools import grabcut_mask
+
+    with pytest.raises(SSMVOSError, match="four finite numbers"):  # the tool itself, called from Python
+        grabcut_mask(np.zeros((64, 64, 3), np.uint8), (float("nan"), 0, 40, 40))
 
 
 def test_bodies_are_limited_on_every_route_that_reads_one(client):
