@@ -43,8 +43,8 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def server(model, tmp_path_factory):
     predictor = VideoPredictor(model, 224, device="cpu")
-    app = create_app(predictor, AppConfig(demo=True, workdir=tmp_path_factory.mktemp("app")))
     port = free_port()
+    app = create_app(predictor, AppConfig(demo=True, state_dir=tmp_path_factory.mktemp("app"), port=port))
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()

@@ -19,6 +19,8 @@ from ssmvos.inference.predictor import VideoPredictor  # noqa: E402
 from ssmvos.assets import demo_clip  # noqa: E402
 
 DEMO_FRAMES = demo_clip()[0]
+BASE = "http://127.0.0.1:7860"  # the Host the app answers for (any other is refused)
+RAW = {"Content-Type": "application/octet-stream"}  # state-changing requests name their body's type
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +46,7 @@ def root(tmp_path):
 @pytest.fixture()
 def client(predictor, root, tmp_path):
     app = create_app(predictor, AppConfig(root=root, max_upload_mb=1, workdir=tmp_path / "work"))
-    with TestClient(app, raise_server_exceptions=False) as c:
+    with TestClient(app, base_url=BASE, raise_server_exceptions=False) as c:
         yield c
 
 
@@ -58,7 +60,7 @@ def write_video(path, frames, size=(64, 48)):
 
 
 def session(client) -> str:
-    response = client.post("/api/sessions")
+    response = client.post("/api/sessions", json={})
     assert response.status_code == 200
     return response.json()["id"]
 
@@ -73,11 +75,11 @@ def error_of(response, status: int) -> str:
 def test_sessions_are_isolated(client):
     a, b = session(client), session(client)
     assert a != b and len(a) >= 20
-    assert client.post(f"/api/sessions/{a}/demo").json()["video"]["frames"] == 30
+    assert client.post(f"/api/sessions/{a}/demo", json={}).json()["video"]["frames"] == 30
     assert client.get(f"/api/sessions/{b}").json()["video"] is None  # b sees nothing of a
     mask = np.zeros((480, 854), np.uint8)
     mask[100:200, 300:400] = 2
-    assert client.put(f"/api/sessions/{a}/frames/5/annotation", content=mask.tobytes()).status_code == 200
+    assert client.put(f"/api/sessions/{a}/frames/5/annotation", content=mask.tobytes(), headers=RAW).status_code == 200
     assert client.get(f"/api/sessions/{a}/frames/5/annotation").content == mask.tobytes()
     assert client.get(f"/api/sessions/{a}").json()["video"]["objects"] == [2]
     # b cannot read or write a's frames: it has no video, and ids are not guessable paths
@@ -106,7 +108,8 @@ def test_server_paths_stay_inside_root(client, root):
 
 
 def test_without_root_only_uploads(predictor, tmp_path):
-    with TestClient(create_app(predictor, AppConfig(workdir=tmp_path / "w")), raise_server_exceptions=False) as c:
+    with TestClient(create_app(predictor, AppConfig(workdir=tmp_path / "w")), base_url=BASE,
+                    raise_server_exceptions=False) as c:
         sid = session(c)
         assert "without --root" in error_of(c.get("/api/browse"), 403)
         assert "without --root" in error_of(c.post(f"/api/sessions/{sid}/open", json={"path": "x"}), 403)
@@ -117,7 +120,7 @@ def test_uploads_are_limited_and_checked(client, tmp_path):
     url = f"/api/sessions/{sid}/upload"
     video = tmp_path / "clip.avi"
     write_video(video, 4)
-    info = client.post(url, params={"name": "clip.avi"}, content=video.read_bytes()).json()
+    info = client.post(url, params={"name": "clip.avi"}, content=video.read_bytes(), headers=RAW).json()
     assert info["video"]["frames"] == 4 and info["video"]["source"] == "upload:clip.avi"
     frames = io.BytesIO()
     with zipfile.ZipFile(frames, "w") as zf:
@@ -126,21 +129,21 @@ def test_uploads_are_limited_and_checked(client, tmp_path):
         zf.writestr("../../evil.jpg", b"x")  # a path that climbs out: only the name is used
         zf.writestr("notes.txt", b"ignored")
     buf = frames.getvalue()
-    message = error_of(client.post(url, params={"name": "frames.zip"}, content=buf), 400)
+    message = error_of(client.post(url, params={"name": "frames.zip"}, content=buf, headers=RAW), 400)
     assert "evil.jpg" in message or "frame" in message  # the broken 'frame' is named, nothing is opened
     good = io.BytesIO()
     with zipfile.ZipFile(good, "w") as zf:
         for frame in sorted(DEMO_FRAMES.glob("*.jpg"))[:2]:
             zf.write(frame, f"clip/{frame.name}")
-    assert client.post(url, params={"name": "frames.zip"}, content=good.getvalue()).json()["video"]["frames"] == 2
+    assert client.post(url, params={"name": "frames.zip"}, content=good.getvalue(), headers=RAW).json()["video"]["frames"] == 2
     assert not any(p.name == "evil.jpg" for p in (tmp_path / "work").rglob("*"))
 
     assert "larger than the server's limit of 1 MiB" in error_of(
-        client.post(url, params={"name": "big.mp4"}, content=b"0" * (2 * 2**20)), 413)
-    assert "upload a video" in error_of(client.post(url, params={"name": "notes.txt"}, content=b"hello"), 400)
-    assert "not a video file" in error_of(client.post(url, params={"name": "fake.mp4"}, content=b"not a video"), 400)
-    assert "not a readable zip" in error_of(client.post(url, params={"name": "bad.zip"}, content=b"PK\x03\x04junk"), 400)
-    assert "empty" in error_of(client.post(url, params={"name": "empty.mp4"}, content=b""), 400)
+        client.post(url, params={"name": "big.mp4"}, content=b"0" * (2 * 2**20), headers=RAW), 413)
+    assert "upload a video" in error_of(client.post(url, params={"name": "notes.txt"}, content=b"hello", headers=RAW), 400)
+    assert "not a video file" in error_of(client.post(url, params={"name": "fake.mp4"}, content=b"not a video", headers=RAW), 400)
+    assert "not a readable zip" in error_of(client.post(url, params={"name": "bad.zip"}, content=b"PK\x03\x04junk", headers=RAW), 400)
+    assert "empty" in error_of(client.post(url, params={"name": "empty.mp4"}, content=b"", headers=RAW), 400)
     # a failed upload leaves the session on its last good video, and no files behind
     assert client.get(f"/api/sessions/{sid}").json()["video"]["frames"] == 2
     assert len(list((tmp_path / "work").rglob("upload-*"))) == 1
@@ -149,12 +152,12 @@ def test_uploads_are_limited_and_checked(client, tmp_path):
 def test_masks_grabcut_and_bad_requests(client):
     sid = session(client)
     base = f"/api/sessions/{sid}"
-    client.post(f"{base}/demo")
+    client.post(f"{base}/demo", json={})
     frame = client.get(f"{base}/frames/3.jpg")
     assert frame.headers["content-type"] == "image/jpeg"
     assert cv2.imdecode(np.frombuffer(frame.content, np.uint8), cv2.IMREAD_COLOR).shape == (480, 854, 3)
     assert "does not exist" in error_of(client.get(f"{base}/frames/30.jpg"), 400)
-    assert "bytes" in error_of(client.put(f"{base}/frames/0/annotation", content=b"\x01\x02"), 400)
+    assert "bytes" in error_of(client.put(f"{base}/frames/0/annotation", content=b"\x01\x02", headers=RAW), 400)
     # box -> mask: GrabCut finds the car of the demo clip's first frame
     response = client.post(f"{base}/grabcut", json={"frame": 0, "box": [293, 68, 674, 301]})
     mask = np.frombuffer(response.content, np.uint8).reshape(480, 854).astype(bool)
@@ -164,10 +167,11 @@ def test_masks_grabcut_and_bad_requests(client):
     assert (mask & gt).sum() / (mask | gt).sum() > 0.6
     assert "at least 4 pixels" in error_of(client.post(f"{base}/grabcut", json={"frame": 0, "box": [5, 5, 6, 6]}), 400)
     assert "grabcut needs" in error_of(client.post(f"{base}/grabcut", json={"frame": 0}), 400)
-    assert "not JSON" in error_of(client.post(f"{base}/grabcut", content=b"{oops"), 400)
+    assert "not JSON" in error_of(client.post(f"{base}/grabcut", content=b"{oops", headers={"Content-Type": "application/json"}), 400)
     # an RGB 'mask' is refused with how to fix it; a palette PNG is taken
     ok, rgb = cv2.imencode(".png", np.zeros((480, 854, 3), np.uint8) + np.uint8([0, 0, 7]))  # grey would be L
-    assert "not a label map" in error_of(client.post(f"{base}/frames/0/annotation/import", content=rgb.tobytes()), 400)
+    assert "not a label map" in error_of(client.post(f"{base}/frames/0/annotation/import", content=rgb.tobytes(),
+                                                     headers=RAW), 400)
     pal = io.BytesIO()
     from PIL import Image
 
@@ -176,14 +180,15 @@ def test_masks_grabcut_and_bad_requests(client):
     image = Image.fromarray(labels, mode="P")
     image.putpalette(DAVIS_PALETTE)
     image.save(pal, format="PNG")
-    client.post(f"{base}/frames/0/annotation/import", content=pal.getvalue())
+    client.post(f"{base}/frames/0/annotation/import", content=pal.getvalue(), headers=RAW)
     assert client.get(f"{base}/frames/0/annotation").content == labels.tobytes()
     assert "propagate first" in error_of(client.get(f"{base}/export/masks.zip"), 400)
     assert "direction must be one of" in error_of(client.post(f"{base}/propagate", json={"direction": "up"}), 400)
     # the session file round-trips the masks
     saved = client.get(f"{base}/export/session.json").json()
     other = session(client)
-    client.post(f"/api/sessions/{other}/demo")
-    assert client.post(f"/api/sessions/{other}/session", content=json.dumps(saved)).json()["video"]["annotated"] == [0]
+    client.post(f"/api/sessions/{other}/demo", json={})
+    assert client.post(f"/api/sessions/{other}/session", content=json.dumps(saved),
+                       headers={"Content-Type": "application/json"}).json()["video"]["annotated"] == [0]
     assert client.get(f"/api/sessions/{other}/frames/0/annotation").content == labels.tobytes()
     assert "not an ssmvos session file" in error_of(client.post(f"/api/sessions/{other}/session", json={"a": 1}), 400)

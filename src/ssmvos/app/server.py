@@ -1,10 +1,15 @@
 """The HTTP side of ``ssmvos app`` (Starlette): routes that wire requests to sessions.
 
-Every browser tab gets its own session (a random id it keeps in sessionStorage); all
-routes under ``/api/sessions/{id}`` act on that session only. Label maps travel as raw
-bytes (H·W octets, row-major; gzip-compressed on the wire). Errors a user can cause come
-back as ``{"error": "one line"}`` with a 4xx status; anything else as a 500 with a short
-message, the traceback going to the server's log only.
+Every browser tab gets its own session (a random id it keeps in its URL); all routes under
+``/api/sessions/{id}`` act on that session only. Sessions live in a state folder
+(:mod:`.sessions`): the user's masks are written as they change, a session not used for
+``session_ttl_hours`` is deleted, and past ``max_sessions`` in memory the least recently
+used one is unloaded to disk (reloaded on its next request, also after a restart). Label
+maps travel as raw bytes (H·W octets, row-major; gzip-compressed on the wire). Who may send
+what is :mod:`.network`'s (Host, Origin, Content-Type, body sizes); what may be opened is
+:mod:`.files`'. Errors a user can cause come back as ``{"error": "one line"}`` with a 4xx
+status; anything else as a 500 with a short message, the traceback going to the server's log
+only.
 """
 from __future__ import annotations
 
@@ -12,12 +17,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import secrets
 import shutil
 import tempfile
-import threading
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,87 +37,45 @@ from starlette.staticfiles import StaticFiles
 from ..data.io import VIDEO_SUFFIXES
 from ..assets import demo_clip
 from ..errors import SSMVOSError
-from .session import AppSession, confined, list_folder, png_to_labels, session_json, unpack_frames_zip
+from .exports import export_coco, export_dataset
+from .files import check_video_size, check_video_target, confined, list_folder, unpack_frames_zip
+from .network import GuardMiddleware, HostRule, public_message, read_body
+from .session import AppSession, png_to_labels, session_json
+from .sessions import AppConfig, Sessions
 
 log = logging.getLogger("ssmvos.app")
 STATIC = Path(__file__).resolve().parent / "static"
-
-
-@dataclass
-class AppConfig:
-    """What ``ssmvos app`` serves: the folder users may open videos from (None: uploads
-    only), whether new sessions start on the bundled clip, and limits."""
-
-    root: Path | None = None
-    demo: bool = False
-    max_upload_mb: int = 1024
-    max_sessions: int = 32
-    workdir: Path | None = None  # where sessions keep uploads and exports (default: a temporary folder)
-
-
-class Sessions:
-    """The live sessions, the shared predictor and the one network lock."""
-
-    def __init__(self, predictor, config: AppConfig):
-        self.predictor = predictor
-        self.config = config
-        self.network_lock = threading.Lock()
-        self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ssmvos-app-job")
-        self._own_workdir = config.workdir is None
-        self.workdir = Path(tempfile.mkdtemp(prefix="ssmvos-app-")) if config.workdir is None else config.workdir
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.items: dict[str, AppSession] = {}
-
-    def create(self) -> AppSession:
-        if len(self.items) >= self.config.max_sessions:
-            raise HTTPException(429, f"this server already holds {self.config.max_sessions} sessions")
-        sid = secrets.token_urlsafe(16)
-        session = AppSession(sid, self.predictor, self.network_lock, self.workdir)
-        self.items[sid] = session
-        return session
-
-    def get(self, sid: str) -> AppSession:
-        session = self.items.get(sid)
-        if session is None:
-            raise HTTPException(404, "unknown session (the server may have restarted): reload the page")
-        return session
-
-    def remove(self, sid: str) -> None:
-        session = self.items.pop(sid, None)
-        if session is not None:
-            session.close()
-
-    def run(self, fn) -> None:
-        def guarded() -> None:
-            try:
-                fn()
-            except Exception:  # noqa: BLE001 - the job reports it; keep the traceback for the operator
-                log.exception("a job failed")
-        self.pool.submit(guarded)
-
-    def close(self) -> None:
-        for sid in list(self.items):
-            self.remove(sid)
-        self.pool.shutdown(wait=False, cancel_futures=True)
-        if self._own_workdir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
+JSON_LIMIT = 1 << 20  # bytes of a JSON request (a box, a path, a direction)
+MASK_FILE_LIMIT = 64 << 20  # bytes of an imported mask image
 
 
 def create_app(predictor, config: AppConfig | None = None) -> Starlette:
     """The Starlette application serving ``predictor`` (a VideoPredictor)."""
     config = config or AppConfig()
     sessions = Sessions(predictor, config)
+    hosts = HostRule(config.host, config.port, config.allowed_hosts)
+    private = {sessions.folder: "<session folder>", Path(tempfile.gettempdir()): "<tmp>"}
+    if config.root is not None:
+        private[config.root] = "<--root>"
 
-    def session_of(request: Request) -> AppSession:
-        return sessions.get(request.path_params["sid"])
+    async def session_of(request: Request) -> AppSession:
+        sid = request.path_params["sid"]
+        if sessions.loaded(sid):
+            return sessions.get(sid)
+        return await run_in_threadpool(sessions.get, sid)
 
     def frame_of(request: Request) -> int:
         return int(request.path_params["index"])
 
-    async def body_json(request: Request) -> dict:
+    async def body_json(request: Request, limit: int = JSON_LIMIT) -> dict:
+        raw = await read_body(request, limit, "the request body")
+
+        def finite_only(constant: str) -> float:
+            raise ValueError(f"{constant} is not a JSON number")
+
         try:
-            data = json.loads(await request.body() or b"{}")
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            data = json.loads(raw or b"{}", parse_constant=finite_only)
+        except (ValueError, UnicodeDecodeError):
             raise SSMVOSError("the request body is not JSON") from None
         if not isinstance(data, dict):
             raise SSMVOSError("the request body must be a JSON object")
@@ -126,21 +87,27 @@ def create_app(predictor, config: AppConfig | None = None) -> Starlette:
             raise SSMVOSError(f"{what} has {len(data)} bytes, a {w}x{h} label map has {h * w}")
         return np.frombuffer(data, np.uint8).reshape(h, w).copy()
 
+    def public_info(info: dict) -> dict:
+        if info.get("job") and info["job"].get("message"):
+            info["job"]["message"] = public_message(info["job"]["message"], private)
+        return info
+
     # -- pages and sessions -----------------------------------------------------------
     async def index(request: Request) -> Response:
         return FileResponse(STATIC / "index.html")
 
     async def new_session(request: Request) -> Response:
+        await body_json(request)
         session = sessions.create()
         if config.demo:
             await run_in_threadpool(session.open, demo_clip()[0], "demo")
         return JSONResponse(session.info())
 
     async def get_session(request: Request) -> Response:
-        return JSONResponse(session_of(request).info())
+        return JSONResponse(public_info((await session_of(request)).info()))
 
     async def delete_session(request: Request) -> Response:
-        sessions.remove(request.path_params["sid"])
+        sessions.remove(request.path_params["sid"])  # the files go off the event loop
         return JSONResponse({"deleted": True})
 
     async def server_info(request: Request) -> Response:
@@ -157,18 +124,20 @@ def create_app(predictor, config: AppConfig | None = None) -> Starlette:
         return JSONResponse(await run_in_threadpool(list_folder, require_root(), request.query_params.get("path", "")))
 
     async def open_path(request: Request) -> Response:
-        session = session_of(request)
-        rel = (await body_json(request)).get("path", "")
-        target = confined(require_root(), str(rel))
-        if not (target.is_dir() or target.suffix.lower() in VIDEO_SUFFIXES):
-            raise SSMVOSError(f"{rel!r} is neither a frame folder nor a video file ({', '.join(VIDEO_SUFFIXES)})")
-        return JSONResponse(await run_in_threadpool(session.open, target, str(rel)))
+        session = await session_of(request)
+        rel = str((await body_json(request)).get("path", ""))
+        root = require_root()
+        target = confined(root, rel)
+        await run_in_threadpool(check_video_target, root, target, rel)
+        return JSONResponse(await run_in_threadpool(session.open, target, rel))
 
     async def open_demo(request: Request) -> Response:
-        return JSONResponse(await run_in_threadpool(session_of(request).open, demo_clip()[0], "demo"))
+        session = await session_of(request)
+        await body_json(request)
+        return JSONResponse(await run_in_threadpool(session.open, demo_clip()[0], "demo"))
 
     async def upload(request: Request) -> Response:
-        session = session_of(request)
+        session = await session_of(request)
         name = Path(request.query_params.get("name", "")).name
         suffix = Path(name).suffix.lower()
         if suffix not in (*VIDEO_SUFFIXES, ".zip"):
@@ -195,16 +164,24 @@ def create_app(predictor, config: AppConfig | None = None) -> Starlette:
                 video = await run_in_threadpool(unpack_frames_zip, target, folder / "frames", 4 * limit)
                 target.unlink()
             else:
+                await run_in_threadpool(check_video_size, target, name)
                 video = target
             return JSONResponse(await run_in_threadpool(session.open, video, f"upload:{name}", folder))
+        except SSMVOSError as exc:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise SSMVOSError(public_message(str(exc), {target: name, folder: "<upload>"})) from None
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
 
     # -- frames, masks, results -------------------------------------------------------
     async def frame_jpeg(request: Request) -> Response:
-        data = await run_in_threadpool(session_of(request).frame_jpeg, frame_of(request))
-        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+        session = await session_of(request)
+        data = await run_in_threadpool(session.frame_jpeg, frame_of(request))
+        # always the frame of the video open now; a URL with that video's key (?v=, new at each
+        # open) names one image for good, any other is revalidated each time
+        cache = "private, max-age=3600, immutable" if request.query_params.get("v") == session.video_key else "no-cache"
+        return Response(data, media_type="image/jpeg", headers={"Cache-Control": cache})
 
     def labels_response(labels: np.ndarray | None) -> Response:
         """A label map as raw bytes; 204 (no content) when the frame has none."""
@@ -213,48 +190,54 @@ def create_app(predictor, config: AppConfig | None = None) -> Starlette:
         return Response(labels.tobytes(), media_type="application/octet-stream")
 
     async def get_annotation(request: Request) -> Response:
-        return labels_response(session_of(request).annotation(frame_of(request)))
+        return labels_response((await session_of(request)).annotation(frame_of(request)))
 
     async def put_annotation(request: Request) -> Response:
-        session = session_of(request)
-        labels = raw_labels(session, await request.body(), f"the mask of frame {frame_of(request)}")
+        session = await session_of(request)
+        session.frames  # noqa: B018 - no video: one clear error before the body is read
+        what = f"the mask of frame {frame_of(request)}"
+        data = await read_body(request, session.state.height * session.state.width, what)
+        labels = raw_labels(session, data, what)
         return JSONResponse(await run_in_threadpool(session.set_annotation, frame_of(request), labels))
 
     async def import_annotation(request: Request) -> Response:
-        session = session_of(request)
-        labels = png_to_labels(await request.body(), "the imported mask")
+        session = await session_of(request)
+        session.frames  # noqa: B018 - no video: one clear error before the body is read
+        data = await read_body(request, min(MASK_FILE_LIMIT, config.max_upload_mb << 20), "the imported mask")
+        labels = png_to_labels(data, "the imported mask")
         return JSONResponse(await run_in_threadpool(session.set_annotation, frame_of(request), labels))
 
     async def get_result(request: Request) -> Response:
-        return labels_response(await run_in_threadpool(session_of(request).result, frame_of(request)))
+        session = await session_of(request)
+        return labels_response(await run_in_threadpool(session.result, frame_of(request)))
 
     async def grabcut(request: Request) -> Response:
-        session = session_of(request)
+        session = await session_of(request)
         data = await body_json(request)
         try:
             index, box = int(data["frame"]), [float(v) for v in data["box"]]
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):
             raise SSMVOSError("grabcut needs {'frame': N, 'box': [x0, y0, x1, y1]}") from None
-        if len(box) != 4:
-            raise SSMVOSError("grabcut's box is [x0, y0, x1, y1]")
+        if len(box) != 4 or not all(math.isfinite(v) for v in box):
+            raise SSMVOSError("grabcut's box is [x0, y0, x1, y1], four finite numbers")
         mask = await run_in_threadpool(session.grabcut, index, tuple(box))
         return Response(mask.astype(np.uint8).tobytes(), media_type="application/octet-stream")
 
     # -- propagation ------------------------------------------------------------------
     async def propagate(request: Request) -> Response:
-        session = session_of(request)
+        session = await session_of(request)
         direction = (await body_json(request)).get("direction", "forward")
         session.start(str(direction), sessions.run)
         return JSONResponse(session.info())
 
     async def cancel(request: Request) -> Response:
-        session = session_of(request)
+        session = await session_of(request)
         if session.job is not None:
             session.job.cancel.set()
-        return JSONResponse(session.info())
+        return JSONResponse(public_info(session.info()))
 
     async def events(request: Request) -> Response:
-        session = session_of(request)
+        session = await session_of(request)
         job = session.job
 
         async def stream():
@@ -264,8 +247,10 @@ def create_app(predictor, config: AppConfig | None = None) -> Starlette:
             sent = 0
             while True:
                 while sent < len(job.events):
-                    event = job.events[sent]
+                    event = dict(job.events[sent])
                     sent += 1
+                    if event.get("message"):
+                        event["message"] = public_message(event["message"], private)
                     yield f"data: {json.dumps(event)}\n\n"
                     if event["type"] in ("done", "cancelled", "error"):
                         return
@@ -277,26 +262,34 @@ def create_app(predictor, config: AppConfig | None = None) -> Starlette:
 
     # -- export and session files -----------------------------------------------------
     async def export_zip(request: Request) -> Response:
-        path = await run_in_threadpool(session_of(request).export_zip)
+        path = await run_in_threadpool((await session_of(request)).export_zip)
         return FileResponse(path, media_type="application/zip", filename="masks.zip")
 
     async def export_overlay(request: Request) -> Response:
-        path = await run_in_threadpool(session_of(request).export_overlay)
+        path = await run_in_threadpool((await session_of(request)).export_overlay)
         return FileResponse(path, media_type="video/mp4", filename="overlay.mp4")
 
+    async def export_coco_json(request: Request) -> Response:
+        path = await run_in_threadpool(export_coco, await session_of(request))
+        return FileResponse(path, media_type="application/json", filename="masks.coco.json")
+
+    async def export_dataset_zip(request: Request) -> Response:
+        path = await run_in_threadpool(export_dataset, await session_of(request))
+        return FileResponse(path, media_type="application/zip", filename="dataset.zip")
+
     async def export_session(request: Request) -> Response:
-        data = await run_in_threadpool(session_json, session_of(request))
+        data = await run_in_threadpool(session_json, await session_of(request))
         return Response(data, media_type="application/json",
                         headers={"Content-Disposition": 'attachment; filename="session.json"'})
 
     async def import_session(request: Request) -> Response:
-        session = session_of(request)
-        data = await body_json(request)
+        session = await session_of(request)
+        data = await body_json(request, config.max_upload_mb << 20)
         return JSONResponse(await run_in_threadpool(session.load_session_masks, data))
 
     # -- errors -----------------------------------------------------------------------
     async def user_error(request: Request, exc: SSMVOSError) -> Response:
-        return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse({"error": public_message(str(exc), private)}, status_code=400)
 
     async def http_error(request: Request, exc: HTTPException) -> Response:
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
@@ -329,18 +322,23 @@ def create_app(predictor, config: AppConfig | None = None) -> Starlette:
         Route(s + "/events", events),
         Route(s + "/export/masks.zip", export_zip),
         Route(s + "/export/overlay.mp4", export_overlay),
+        Route(s + "/export/masks.coco.json", export_coco_json),
+        Route(s + "/export/dataset.zip", export_dataset_zip),
         Route(s + "/export/session.json", export_session),
         Route(s + "/session", import_session, methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
+        await run_in_threadpool(sessions.sweep, True, True)  # sessions that expired while the server was down
         try:
             yield
         finally:
             sessions.close()
 
-    app = Starlette(routes=routes, middleware=[Middleware(GZipMiddleware, minimum_size=1024)],
+    middleware = [Middleware(GuardMiddleware, hosts=hosts), Middleware(GZipMiddleware, minimum_size=1024)]
+    app = Starlette(routes=routes, middleware=middleware,
                     exception_handlers={SSMVOSError: user_error, HTTPException: http_error, Exception: internal_error},
                     lifespan=lifespan)
     app.state.sessions = sessions

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import secrets
 import shutil
-import tempfile
 import threading
 import time
 import zipfile
@@ -22,14 +23,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..atomic import atomic_path, write_json_atomic
 from ..errors import SSMVOSError
 from ..io import session_file as _session_file
-from ..io.frames.files import IMAGE_SUFFIXES, frame_key
-from ..io.frames.video import VIDEO_SUFFIXES
 from ..io.labels import decode_label_values, encode_label_png, read_object_labels
 from ..options import DIRECTIONS
 
 SESSION_FORMAT = _session_file.OLD_FORMAT  # the unversioned format of the first release (still read)
+STATE_FORMAT = "ssmvos-app-state/1"  # a session's state.json in the state folder
+log = logging.getLogger("ssmvos.app")
 
 
 # --------------------------------------------------------------------------- label maps <-> bytes
@@ -42,79 +44,6 @@ def png_to_labels(data: bytes, what: str) -> np.ndarray:
     """PNG bytes of a label map -> H×W uint8 object ids, by :mod:`ssmvos.io.labels`' rules
     for a user's mask (a binary 0/255 mask is object 1; JPEG and colour images refused)."""
     return read_object_labels(data, what)
-
-
-# --------------------------------------------------------------------------- paths
-def confined(root: Path, relative: str) -> Path:
-    """``root / relative`` resolved, refused unless it stays inside ``root`` (no '..', no
-    absolute paths, no symbolic links that lead out)."""
-    root = root.resolve()
-    if not relative or relative in (".", "/"):
-        return root
-    if Path(relative).is_absolute():
-        raise SSMVOSError(f"{relative!r}: give a path relative to the server's --root folder")
-    target = (root / relative).resolve()
-    if target != root and root not in target.parents:
-        raise SSMVOSError(f"{relative!r} is outside the server's --root folder")
-    return target
-
-
-def list_folder(root: Path, relative: str) -> dict:
-    """The videos, frame folders and sub-folders of a folder under ``root``."""
-    folder = confined(root, relative)
-    if not folder.is_dir():
-        raise SSMVOSError(f"{relative!r} is not a folder under the server's --root folder")
-    entries = []
-    for child in sorted(folder.iterdir(), key=lambda p: p.name.lower()):
-        if child.name.startswith("."):
-            continue
-        try:
-            inside = confined(root, str(child.relative_to(root.resolve())))
-        except SSMVOSError:
-            continue  # a link out of the root: not shown
-        rel = str(inside.relative_to(root.resolve()))
-        if inside.is_dir():
-            frames = sum(1 for p in inside.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-            entries.append({"name": child.name, "path": rel, "kind": "frames" if frames else "folder",
-                            "frames": frames})
-        elif inside.suffix.lower() in VIDEO_SUFFIXES:
-            entries.append({"name": child.name, "path": rel, "kind": "video"})
-    return {"path": str(folder.relative_to(root.resolve())) if folder != root.resolve() else "", "entries": entries}
-
-
-def unpack_frames_zip(archive: Path, into: Path, max_bytes: int, max_files: int = 20000) -> Path:
-    """Extract the images of a zip of frames into ``into`` (flat, names kept), refusing
-    archives that are not zips, hold no images, or would unpack to more than ``max_bytes``."""
-    try:
-        with zipfile.ZipFile(archive) as zf:
-            members = [m for m in zf.infolist() if not m.is_dir() and Path(m.filename).suffix.lower() in IMAGE_SUFFIXES
-                       and not Path(m.filename).name.startswith(".") and "__MACOSX" not in m.filename]
-            if not members:
-                raise SSMVOSError("the zip holds no image frames (jpg/png)")
-            if len(members) > max_files:
-                raise SSMVOSError(f"the zip holds {len(members)} images, more than the {max_files} allowed")
-            if sum(m.file_size for m in members) > max_bytes:
-                raise SSMVOSError(f"the zip's frames would take more than {max_bytes // 2**20} MiB unpacked")
-            names = [Path(m.filename).name for m in members]
-            if len(set(names)) != len(names):
-                raise SSMVOSError("the zip holds two frames with the same file name in different folders")
-            into.mkdir(parents=True, exist_ok=True)
-            for member, name in zip(members, names):
-                with zf.open(member) as src, open(into / name, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
-        raise SSMVOSError(f"the upload is not a readable zip of frames ({exc})") from None
-    size = None
-    for name in sorted(names, key=frame_key):  # every frame must decode, at one size
-        image = cv2.imread(str(into / name), cv2.IMREAD_COLOR)
-        if image is None:
-            raise SSMVOSError(f"frame {name} in the zip is not a readable image")
-        if size is None:
-            size = image.shape
-        elif image.shape != size:
-            raise SSMVOSError(f"frame {name} in the zip is {image.shape[1]}x{image.shape[0]}, the first frame is "
-                              f"{size[1]}x{size[0]}")
-    return into
 
 
 # --------------------------------------------------------------------------- jobs
@@ -141,21 +70,29 @@ class AppSession:
     """The video, masks and results of one browser session.
 
     ``predictor`` is a VideoPredictor (shared by all sessions); ``network_lock`` serialises
-    propagations of all sessions (one network, one device).
+    propagations of all sessions (one network, one device). ``folder`` (created if needed)
+    holds the session on disk: ``state.json`` (what is open), ``masks/<frame>.png`` (the
+    user's masks, written as they change), ``results/<frame>.png`` (written after each
+    propagation), uploads and exports; :meth:`restore` reopens it.
     """
 
-    def __init__(self, sid: str, predictor, network_lock: threading.Lock, workdir: Path):
+    def __init__(self, sid: str, predictor, network_lock: threading.Lock, folder: Path):
         self.id = sid
         self.predictor = predictor
         self.network_lock = network_lock
-        self.folder = Path(tempfile.mkdtemp(prefix=f"session-{sid[:8]}-", dir=workdir))
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
         self.lock = threading.RLock()
         self.state = None  # the predictor's VideoState
         self.source = ""  # what was opened, for the session file
+        self.video_path: Path | None = None  # the file or folder open
+        self.video_key = ""  # changes with every video opened: frame URLs carry it (no stale cached frames)
         self.owned: Path | None = None  # the upload folder of the open video
         self.annotations: dict[int, bytes] = {}  # frame -> grayscale PNG of the user's label map
         self.given: dict[int, dict[int, str]] = {}  # object -> frame -> digest of the mask the predictor has
+        self.saved_results: set[int] = set()  # frames whose results were read back from disk at a restore
         self.job: Job | None = None
+        self.used = time.time()  # last request, for expiry and least-recently-used unloading
         self._jpegs: OrderedDict[int, bytes] = OrderedDict()
 
     # -- video ---------------------------------------------------------------------------
@@ -169,14 +106,96 @@ class AppSession:
         with self.lock:
             previous, old_state = self.owned, self.state
             self.state, self.source, self.owned = state, source, owned
+            self.video_path, self.video_key = Path(video), secrets.token_hex(6)
             self.annotations.clear()
             self.given.clear()
             self._jpegs.clear()
+            self.saved_results.clear()
+            shutil.rmtree(self.folder / "masks", ignore_errors=True)
+            shutil.rmtree(self.folder / "results", ignore_errors=True)
+            self._save_state()
         if old_state is not None:
             self.predictor.close_state(old_state)
         if previous is not None and previous != owned:
             shutil.rmtree(previous, ignore_errors=True)
         return self.info()
+
+    # -- on disk -------------------------------------------------------------------------
+    def _relative(self, path: Path | None) -> str | None:
+        """``path`` relative to the session folder when inside it (uploads), else absolute."""
+        if path is None:
+            return None
+        try:
+            return str(Path(path).resolve().relative_to(self.folder.resolve()))
+        except ValueError:
+            return str(Path(path).resolve())
+
+    def _save_state(self) -> None:
+        write_json_atomic(self.folder / "state.json", {
+            "format": STATE_FORMAT, "source": self.source, "video": self._relative(self.video_path),
+            "owned": self._relative(self.owned), "key": self.video_key}, indent=1)
+
+    def _save_mask(self, index: int, png: bytes | None) -> None:
+        path = self.folder / "masks" / f"{index}.png"
+        if png is None:
+            path.unlink(missing_ok=True)
+            return
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(png)
+
+    def touch(self) -> None:
+        """Mark the session used now (in memory, and on disk for expiry across restarts)."""
+        now = time.time()
+        if now - self.used > 30:
+            try:
+                (self.folder / "state.json").touch()
+            except OSError:  # the folder went away (deleted meanwhile): nothing to keep
+                pass
+        self.used = now
+
+    @classmethod
+    def restore(cls, sid: str, predictor, network_lock: threading.Lock, folder: Path,
+                allowed: Callable[[Path], bool] = lambda path: True) -> AppSession:
+        """The session saved in ``folder``: its video reopened (when ``allowed`` still lets
+        the page open it), its masks and last results read back (the predictor has none of them:
+        the next propagation computes again from the masks)."""
+        session = cls(sid, predictor, network_lock, folder)
+        try:
+            saved = json.loads((folder / "state.json").read_text())
+        except (OSError, ValueError):
+            return session  # nothing opened yet (or unreadable): an empty session
+        if not isinstance(saved, dict) or saved.get("format") != STATE_FORMAT or not saved.get("video"):
+            return session
+        video = Path(saved["video"])
+        video = video if video.is_absolute() else folder / video
+        owned = folder / saved["owned"] if saved.get("owned") else None
+        if not allowed(video):
+            log.warning("session %s: %s may no longer be opened; its masks are kept", sid[:8], saved.get("source"))
+            return session
+        try:
+            state = predictor.init_state(video, keep_results=True)
+        except SSMVOSError as exc:
+            log.warning("session %s: cannot reopen %s (%s)", sid[:8], saved.get("source"), exc)
+            return session
+        session.state, session.video_path, session.owned = state, video, owned
+        session.source, session.video_key = str(saved.get("source", "")), str(saved.get("key") or secrets.token_hex(6))
+        masks = folder / "masks"
+        for path in sorted(masks.glob("*.png")) if masks.is_dir() else []:
+            if not path.stem.isdigit() or int(path.stem) >= state.num_frames:
+                continue
+            try:
+                data = path.read_bytes()
+                labels = png_to_labels(data, f"the saved mask of frame {path.stem}")
+            except (OSError, SSMVOSError) as exc:
+                log.warning("session %s: mask %s left out (%s)", sid[:8], path.name, exc)
+                continue
+            if labels.shape == (state.height, state.width) and labels.any():
+                session.annotations[int(path.stem)] = data
+        results = folder / "results"
+        session.saved_results = {int(p.stem) for p in results.glob("*.png") if p.stem.isdigit()
+                                 and int(p.stem) < state.num_frames} if results.is_dir() else set()
+        session.used = (folder / "state.json").stat().st_mtime
+        return session
 
     @property
     def frames(self):
@@ -188,8 +207,8 @@ class AppSession:
         job = self.job
         out = {"id": self.id, "video": None, "job": None}
         if self.state is not None:
-            out["video"] = {"source": self.source, "frames": self.state.num_frames, "width": self.state.width,
-                            "height": self.state.height, "fps": self.frames.fps,
+            out["video"] = {"source": self.source, "key": self.video_key, "frames": self.state.num_frames,
+                            "width": self.state.width, "height": self.state.height, "fps": self.frames.fps,
                             "names": [self.frames.name(i) for i in range(self.state.num_frames)],
                             "annotated": sorted(self.annotations), "results": self.result_frames(),
                             "objects": self.object_ids()}
@@ -230,6 +249,7 @@ class AppSession:
                 self.annotations[index] = labels_to_png(labels)
             else:
                 self.annotations.pop(index, None)
+            self._save_mask(index, self.annotations.get(index))
         return self.info()
 
     def annotation(self, index: int) -> np.ndarray | None:
@@ -244,12 +264,29 @@ class AppSession:
         self._check_frame(index)
         found = self.predictor.frame_result(self.state, index)
         if found is None:
+            if index in self.saved_results:  # computed before a restart, not since
+                return png_to_labels((self.folder / "results" / f"{index}.png").read_bytes(), f"result {index}")
             return None
         return merge_frame(found.object_ids, list(found.soft))
 
     def result_frames(self) -> list[int]:
-        """The frames with kept results (given masks count: they are their frame's result)."""
-        return self.predictor.kept_frames(self.state)
+        """The frames with kept results (given masks count: they are their frame's result),
+        and those read back from disk after a restart."""
+        return sorted(set(self.predictor.kept_frames(self.state)) | self.saved_results)
+
+    def _save_results(self, frames: set[int], state) -> None:
+        """Write the merged results of ``frames`` to ``results/<frame>.png`` (read back by
+        :meth:`restore`), unless another video was opened meanwhile."""
+        for index in sorted(frames):
+            if self.state is not state:
+                return
+            labels = self.result(index)
+            path = self.folder / "results" / f"{index}.png"
+            if labels is None:
+                path.unlink(missing_ok=True)
+                continue
+            with atomic_path(path) as tmp:
+                tmp.write_bytes(labels_to_png(labels))
 
     def object_ids(self) -> list[int]:
         ids: set[int] = set()
@@ -283,18 +320,24 @@ class AppSession:
         return job
 
     def _run(self, job: Job, direction: str) -> None:
+        state, seen = self.state, set()
         try:
             with self.network_lock:
                 self._give_masks()
-                job.total = self.predictor.frames_to_propagate(self.state, direction)
+                job.total = min(self.predictor.frames_to_propagate(self.state, direction), self.state.num_frames)
                 job.emit(type="start", total=job.total)
                 frames = self.predictor.propagate(self.state, direction)
+                ran: set[int] = set()
+                # 'both' passes its first frame twice: count each frame once (seen)
                 try:
                     for result in frames:  # the predictor keeps each frame's results
                         if job.cancel.is_set():
                             break
-                        job.done += 1
-                        job.computed += result.computed
+                        seen.add(int(result.frame_index))
+                        job.done = len(seen)
+                        if result.computed:
+                            ran.add(int(result.frame_index))
+                        job.computed = len(ran)
                         job.emit(type="frame", frame=int(result.frame_index), done=job.done, total=job.total)
                 finally:
                     frames.close()
@@ -302,10 +345,15 @@ class AppSession:
         except SSMVOSError as exc:
             job.state, job.message = "error", str(exc)
         except Exception as exc:  # noqa: BLE001 - reported on the page, logged by the server
-            job.state, job.message = "error", f"internal error: {type(exc).__name__}: {exc}"
+            job.state, job.message = "error", f"internal error ({type(exc).__name__}); the server's log has the details"
             raise
         finally:
             job.emit(type=job.state, done=job.done, total=job.total, computed=job.computed, message=job.message)
+        if seen:  # after the page was told: a restart shows these results again
+            try:
+                self._save_results(seen, state)
+            except Exception:  # noqa: BLE001 - e.g. the session closed meanwhile: the results stay in memory only
+                log.exception("session %s: cannot keep the results on disk", self.id[:8])
 
     def _give_masks(self) -> None:
         """Hand the predictor what changed in the user's masks since the last propagation: new
@@ -331,6 +379,7 @@ class AppSession:
 
     # -- export --------------------------------------------------------------------------
     def _require_results(self) -> list[int]:
+        self.frames  # noqa: B018 - raises the one-line error when no video is open
         frames = self.result_frames()
         if not frames:
             raise SSMVOSError("nothing to export yet: propagate first")
@@ -387,13 +436,22 @@ class AppSession:
             self.annotations.update(stored)
         return self.info()
 
-    def close(self) -> None:
-        if self.job is not None:
-            self.job.cancel.set()
+    def close(self, delete: bool = True) -> None:
+        """Free the video and results; ``delete``: the session's folder too (else it stays on
+        disk for :meth:`restore`). May wait for this session's own propagation to stop: call
+        it off the event loop."""
+        job = self.job
+        if job is not None:
+            job.cancel.set()
         if self.state is not None:
-            with self.network_lock:  # not while a propagation still reads it
+            if job is not None and job.state == "running":
+                with self.network_lock:  # not while its propagation still reads it
+                    self.predictor.close_state(self.state)
+            else:
                 self.predictor.close_state(self.state)
-        shutil.rmtree(self.folder, ignore_errors=True)
+            self.state = None
+        if delete:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def session_json(session: AppSession) -> bytes:

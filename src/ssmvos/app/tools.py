@@ -1,6 +1,8 @@
 """Mask-making tools that run on the server: a box -> mask with OpenCV's GrabCut."""
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -11,6 +13,8 @@ def grabcut_mask(image: np.ndarray, box: tuple[int, int, int, int], iterations: 
     """The foreground GrabCut finds inside ``box`` (x0, y0, x1, y1 in pixels) of an H×W×3
     uint8 RGB image: a bool H×W mask, empty outside the box. No model is needed."""
     h, w = image.shape[:2]
+    if len(box) != 4 or not all(math.isfinite(float(v)) for v in box):
+        raise SSMVOSError(f"a GrabCut box is four finite numbers x0, y0, x1, y1, not {list(box)}")
     x0, y0, x1, y1 = (int(round(v)) for v in box)
     x0, x1 = sorted((max(0, min(w, x0)), max(0, min(w, x1))))
     y0, y1 = sorted((max(0, min(h, y0)), max(0, min(h, y1))))

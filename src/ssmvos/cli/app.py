@@ -29,6 +29,16 @@ def add_parser(subparsers) -> None:
     add_input_size_flags(p)
     add_inference_flags(p)
     p.add_argument("--max-upload-mb", type=int_range(1), default=1024, help="largest upload accepted, in MiB (default 1024)")
+    p.add_argument("--state-dir", help="folder where sessions are kept (masks saved as they change, so a restart or a "
+                   "closed tab loses nothing; default $SSMVOS_HOME/app-sessions)")
+    p.add_argument("--session-ttl", type=float, default=24.0 * 7, metavar="HOURS",
+                   help="delete a session not used for this many hours (default 168: a week)")
+    p.add_argument("--max-sessions", type=int_range(1), default=32,
+                   help="sessions held in memory; past it the least recently used is unloaded to --state-dir "
+                   "(default 32)")
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="also answer requests whose Host is NAME (e.g. a reverse proxy's name); by default only "
+                   "the --host address (and localhost for a loopback one) is answered")
     p.set_defaults(func=run)
 
 
@@ -43,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..errors import SSMVOSError
+    from ..weights import cache_dir
 
     try:
         import starlette  # noqa: F401
@@ -60,15 +71,27 @@ def run(args: argparse.Namespace) -> int:
         root = Path(args.root).expanduser()
         if not root.is_dir():
             raise SSMVOSError(f"--root {root} is not a folder")
+    if not args.session_ttl > 0:
+        raise SSMVOSError(f"--session-ttl must be a positive number of hours, not {args.session_ttl}")
+    state_dir = Path(args.state_dir).expanduser() if args.state_dir else cache_dir() / "app-sessions"
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SSMVOSError(f"cannot create --state-dir {state_dir} ({exc.strerror or exc})") from None
     try:  # the port first: a busy port should not wait for the model
         with socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET) as probe:
+            # as uvicorn binds: a port left in TIME_WAIT by a server just stopped (Ctrl-C) is free
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind((args.host, args.port))
     except OSError as exc:
         raise SSMVOSError(f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc}); pick another --port "
                           "or --host") from None
     predictor = build_predictor(args.weights, (args.input_height, args.input_width), spec,
                                 size_source=INPUT_SIZE_FLAGS)
-    app = create_app(predictor, AppConfig(root=root, demo=args.demo, max_upload_mb=args.max_upload_mb))
+    app = create_app(predictor, AppConfig(root=root, demo=args.demo, max_upload_mb=args.max_upload_mb,
+                                          max_sessions=args.max_sessions, state_dir=state_dir,
+                                          session_ttl_hours=args.session_ttl, host=args.host, port=args.port,
+                                          allowed_hosts=tuple(args.allow_host)))
     if not _loopback(args.host):
         print(f"warning: listening on {args.host}: anyone who can reach this address can use the app and "
               "upload files; there is no login", file=sys.stderr)

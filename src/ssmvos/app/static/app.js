@@ -36,6 +36,9 @@ function paletteColor(label) {
 const PALETTE = Array.from({ length: 256 }, (_, i) => paletteColor(i));
 
 // ---------------------------------------------------------------- server calls
+// Every POST/PUT/DELETE names its body's type: the server refuses the types a foreign page can send.
+const JSON_TYPE = { "Content-Type": "application/json" };
+const BYTES_TYPE = { "Content-Type": "application/octet-stream" };
 async function call(path, options = {}) {
   const response = await fetch(`/api/sessions/${app.sid}${path}`, options);
   if (!response.ok) {
@@ -76,7 +79,7 @@ async function start() {
     if (response.ok) session = await response.json();
   }
   if (!session) {
-    const response = await fetch("/api/sessions", { method: "POST" });
+    const response = await fetch("/api/sessions", { method: "POST", headers: JSON_TYPE, body: "{}" });
     session = await response.json();
     if (!response.ok) throw new Error(session.error);
     history.replaceState(null, "", `#s=${session.id}`);
@@ -90,7 +93,7 @@ async function useInfo(info) {
   app.video = info.video;
   const has = !!app.video;
   for (const id of ["forward", "backward", "both", "from-result", "clear", "add-object"]) $(id).disabled = !has;
-  for (const id of ["export-zip", "export-overlay", "export-session"]) $(id).setAttribute("aria-disabled", String(!has));
+  for (const id of ["export-zip", "export-overlay", "export-coco", "export-dataset", "export-session"]) $(id).setAttribute("aria-disabled", String(!has));
   if (!has) { drawEmpty(); return; }
   canvas.width = app.video.width;
   canvas.height = app.video.height;
@@ -110,7 +113,7 @@ async function showFrame(index) {
   $("frame-label").textContent = `frame ${index + 1} / ${app.video.frames} (${app.video.names[index]})`;
   const image = new Image();
   const loaded = new Promise((resolve, reject) => { image.onload = resolve; image.onerror = reject; });
-  image.src = `/api/sessions/${app.sid}/frames/${index}.jpg`;
+  image.src = `/api/sessions/${app.sid}/frames/${index}.jpg?v=${app.video.key}`;  // the key: no stale frames of another video
   const [labels, result] = await Promise.all([
     bytesOrNull(`/frames/${index}/annotation`), bytesOrNull(`/frames/${index}/result`), loaded]);
   if (index !== app.frame) return;  // the user moved on meanwhile
@@ -372,7 +375,7 @@ async function download(path, name) {
 
 async function upload(file) {
   say(`Uploading ${file.name}…`);
-  const info = await callJson(`/upload?name=${encodeURIComponent(file.name)}`, { method: "POST", body: file });
+  const info = await callJson(`/upload?name=${encodeURIComponent(file.name)}`, { method: "POST", headers: BYTES_TYPE, body: file });
   app.frame = 0;
   await useInfo(info);
   say(`Opened ${file.name}: ${info.video.frames} frames.`);
@@ -434,7 +437,7 @@ $("import-mask").onchange = (event) => guard(async () => {
   const file = event.target.files[0];
   if (!file) return;
   await flushSave();
-  await call(`/frames/${app.frame}/annotation/import`, { method: "POST", body: file });
+  await call(`/frames/${app.frame}/annotation/import`, { method: "POST", headers: BYTES_TYPE, body: file });
   await showFrame(app.frame);
 });
 $("session-file").onchange = (event) => guard(async () => {
@@ -447,6 +450,8 @@ $("session-file").onchange = (event) => guard(async () => {
 $("export-zip").onclick = (event) => { event.preventDefault(); guard(() => download("/export/masks.zip", "masks.zip")); };
 $("export-overlay").onclick = (event) => { event.preventDefault(); guard(() => download("/export/overlay.mp4", "overlay.mp4")); };
 $("export-session").onclick = (event) => { event.preventDefault(); guard(() => download("/export/session.json", "session.json")); };
+$("export-coco").onclick = (event) => { event.preventDefault(); guard(() => download("/export/masks.coco.json", "masks.coco.json")); };
+$("export-dataset").onclick = (event) => { event.preventDefault(); guard(() => download("/export/dataset.zip", "dataset.zip")); };
 
 document.addEventListener("keydown", (event) => {
   if (!app.video || event.target === $("slider")) return;
