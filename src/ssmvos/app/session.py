@@ -168,6 +168,7 @@ class AppSession:
         self.owned: Path | None = None  # the upload folder of the open video
         self.annotations: dict[int, bytes] = {}  # frame -> grayscale PNG of the user's label map
         self.given: dict[int, dict[int, str]] = {}  # object -> frame -> digest of the mask the predictor has
+        self.names: dict[int, str] = {}  # object -> the name the user gave it (the page's objects panel)
         self.job: Job | None = None
         self._jpegs: OrderedDict[int, bytes] = OrderedDict()
 
@@ -184,6 +185,7 @@ class AppSession:
             self.state, self.source, self.owned = state, source, owned
             self.annotations.clear()
             self.given.clear()
+            self.names.clear()
             self._jpegs.clear()
         if old_state is not None:
             self.predictor.close_state(old_state)
@@ -205,7 +207,8 @@ class AppSession:
                             "height": self.state.height, "fps": self.frames.fps,
                             "names": [self.frames.name(i) for i in range(self.state.num_frames)],
                             "annotated": sorted(self.annotations), "results": self.result_frames(),
-                            "objects": self.object_ids()}
+                            "objects": self.object_ids(),
+                            "object_names": {str(k): v for k, v in sorted(self.names.items())}}
         if job is not None:
             out["job"] = {"kind": job.kind, "state": job.state, "done": job.done, "total": job.total,
                           "computed": job.computed, "message": job.message}
@@ -265,7 +268,8 @@ class AppSession:
         return self.predictor.kept_frames(self.state)
 
     def object_ids(self) -> list[int]:
-        ids: set[int] = set()
+        """The objects drawn on some frame or named in the objects panel."""
+        ids: set[int] = set(self.names)
         for index in list(self.annotations):
             ids.update(int(v) for v in np.unique(self.annotation(index)) if v)
         return sorted(ids)
@@ -333,7 +337,7 @@ class AppSession:
             self.predictor.remove_object(self.state, obj)
             del self.given[obj]
         for obj, masks in wanted.items():
-            digests = {f: hashlib.sha1(np.packbits(m).tobytes()).hexdigest() for f, m in masks.items()}
+            digests = {f: _digest(m) for f, m in masks.items()}
             had = self.given.get(obj, {})
             for index in sorted(masks):  # in frame order: an object's first mask is its reference
                 if had.get(index) != digests[index]:
@@ -341,6 +345,55 @@ class AppSession:
             for index in sorted(set(had) - set(digests)):
                 self.predictor.clear_all_prompts_in_frame(self.state, index, obj, need_output=False)
             self.given[obj] = digests
+
+    # -- the objects panel and the point tool ---------------------------------------------
+    def name_object(self, obj: int, name: str) -> dict:
+        """Register object ``obj`` (1..255) under ``name`` (shown in the page's objects panel)."""
+        _check_object(obj)
+        name = " ".join(str(name).split())[:64]
+        with self.lock:
+            self.names[obj] = name or f"object {obj}"
+        return self.info()
+
+    def remove_object(self, obj: int) -> dict:
+        """Delete object ``obj`` from every frame's mask and from the results (the predictor's
+        ``remove_object``)."""
+        self._require_idle()
+        if self.state is None:
+            raise SSMVOSError("no video is open in this session")
+        for index in sorted(self.annotations):
+            labels = self.annotation(index)
+            if (labels == obj).any():
+                labels[labels == obj] = 0
+                self.set_annotation(index, labels)
+        with self.network_lock:
+            self.predictor.remove_object(self.state, obj)
+        with self.lock:
+            self.given.pop(obj, None)
+            self.names.pop(obj, None)
+        return self.info()
+
+    def click(self, index: int, obj: int, points: np.ndarray, labels: np.ndarray,
+              box: tuple[float, float, float, float] | None) -> np.ndarray:
+        """Object ``obj``'s mask on frame ``index`` from clicks: points N×2 (x, y pixels),
+        labels N (1 = object, 0 = background) and an optional box, through the predictor's
+        ``add_new_points_or_box``. The mask replaces the object's pixels in the frame's label
+        map, which is returned (H×W uint8)."""
+        self._require_idle()
+        self._check_frame(index)
+        _check_object(obj)
+        with self.network_lock:
+            _, ids, logits = self.predictor.add_new_points_or_box(self.state, index, obj, points=points,
+                                                                   labels=labels, box=box)
+        mask = (logits[ids.index(obj), 0] > 0).cpu().numpy()
+        current = self.annotation(index)
+        frame = np.zeros((self.state.height, self.state.width), np.uint8) if current is None else current
+        frame[frame == obj] = 0
+        frame[mask] = obj
+        self.set_annotation(index, frame)
+        with self.lock:  # the predictor now holds this mask: no need to give it again
+            self.given.setdefault(obj, {})[index] = _digest(mask)
+        return frame
 
     # -- export --------------------------------------------------------------------------
     def _require_results(self) -> list[int]:
@@ -404,6 +457,16 @@ class AppSession:
             with self.network_lock:  # not while a propagation still reads it
                 self.predictor.close_state(self.state)
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _check_object(obj: int) -> None:
+    if not 1 <= obj <= 255:
+        raise SSMVOSError(f"object ids lie in 1..255 (a label map holds one octet per pixel), not {obj}")
+
+
+def _digest(mask: np.ndarray) -> str:
+    """A short fingerprint of an H×W bool mask (to tell which masks the predictor already has)."""
+    return hashlib.sha1(np.packbits(mask).tobytes()).hexdigest()
 
 
 def session_json(session: AppSession) -> bytes:
