@@ -362,7 +362,7 @@ class AppSession:
         if self.state is None:
             raise SSMVOSError("no video is open in this session")
         for index in sorted(self.annotations):
-            labels = self.annotation(index)
+            labels = self.annotation(index).copy()
             if (labels == obj).any():
                 labels[labels == obj] = 0
                 self.set_annotation(index, labels)
@@ -387,7 +387,7 @@ class AppSession:
                                                                    labels=labels, box=box)
         mask = (logits[ids.index(obj), 0] > 0).cpu().numpy()
         current = self.annotation(index)
-        frame = np.zeros((self.state.height, self.state.width), np.uint8) if current is None else current
+        frame = np.zeros((self.state.height, self.state.width), np.uint8) if current is None else current.copy()
         frame[frame == obj] = 0
         frame[mask] = obj
         self.set_annotation(index, frame)

@@ -204,7 +204,7 @@ function draw() {
     ctx.stroke();
   }
   const clicks = app.clicks;
-  if (clicks && clicks.frame === app.frame) {
+  if (clicks && clicks.frame === app.frame && !app.hidden.has(clicks.object)) {
     const r = Math.max(4, canvas.width / 150);
     clicks.points.forEach(([x, y], k) => {
       ctx.beginPath();
