@@ -124,12 +124,22 @@ def test_box_propagate_correct_repropagate_export(server, page, tmp_path, refere
     pixel = page.evaluate("Array.from(document.getElementById('view').getContext('2d')"
                           ".getImageData(480, 180, 1, 1).data)")
     assert pixel[0] > pixel[1] + 40 and pixel[0] > pixel[2] + 40
+    # the timeline marks the given mask and the 30 computed frames; play moves on, pause stops
+    assert page.get_attribute("#timeline", "data-given") == "0"
+    assert page.get_attribute("#timeline", "data-computed") == "30"
+    page.click("#play")
+    page.wait_for_function("!document.getElementById('frame-label').textContent.startsWith('frame 1 /')")
+    page.click("#play")
+    assert page.inner_text("#play").endswith("Play") and page.evaluate("app.playing") is False
 
     # go to frame 16, take its result as the mask, correct it with the brush, propagate again
     page.fill("#slider", "15")
     page.dispatch_event("#slider", "input")
-    page.wait_for_function("document.getElementById('frame-label').textContent.startsWith('frame 16 / 30')")
+    page.wait_for_function("document.getElementById('frame-label').textContent.startsWith('frame 16 / 30')"
+                           " && document.getElementById('view').dataset.frame === '15'")
+    before = saved(page)
     page.click("#from-result")
+    wait_saved(page, before)  # the result taken as the mask is saved before the brush stroke
     page.check('input[name="tool"][value="brush"]')
     before = saved(page)
     page.mouse.move(*canvas_point(page, 100, 400))

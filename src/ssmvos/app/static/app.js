@@ -157,6 +157,7 @@ async function showFrame(index) {
   app.image = image;
   app.labels = labels;
   app.result = result;
+  canvas.dataset.frame = String(index);  // what the canvas shows (the label changes at once)
   draw();
   drawTimeline();
 }
