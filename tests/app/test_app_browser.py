@@ -290,6 +290,14 @@ def test_undo_objects_points_zoom_fill(server, page):
     changed = np.argwhere(dabbed != first)
     assert dabbed[420, 710] == 1 and changed[:, 0].min() >= 419 and changed[:, 0].max() <= 421
     assert changed[:, 1].min() >= 709 and changed[:, 1].max() <= 711
+    # a middle-button drag pans (and edits nothing); Reset zoom goes back
+    count = saved(pg)
+    pg.mouse.move(cx, cy)
+    pg.mouse.down(button="middle")
+    pg.mouse.move(cx + 60, cy + 20, steps=3)
+    pg.mouse.up(button="middle")
+    moved = pg.locator("#view").bounding_box()
+    assert abs(moved["x"] - box["x"] - 60) < 2 and abs(moved["y"] - box["y"] - 20) < 2 and saved(pg) == count
     pg.click("#zoom-reset")
     assert pg.eval_on_selector("#view", "e => e.style.transform") == ""
 
