@@ -222,6 +222,11 @@ const objectName = (id) => app.names[id] || `object ${id}`;
 
 function renderObjects() {
   const list = $("objects");
+  const editing = document.activeElement;
+  if (editing && editing.classList.contains("name") && list.contains(editing)) {  // not under the user's typing
+    editing.addEventListener("blur", () => setTimeout(renderObjects), { once: true });
+    return;
+  }
   list.replaceChildren();
   for (const id of app.objects) {
     const row = document.createElement("div");
