@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import time
 import zipfile
 
 import cv2
@@ -192,3 +193,45 @@ def test_masks_grabcut_and_bad_requests(client):
                        headers={"Content-Type": "application/json"}).json()["video"]["annotated"] == [0]
     assert client.get(f"/api/sessions/{other}/frames/0/annotation").content == labels.tobytes()
     assert "not an ssmvos session file" in error_of(client.post(f"/api/sessions/{other}/session", json={"a": 1}), 400)
+
+
+def test_objects_points_and_delete(client):
+    """The objects panel's routes (name, delete) and the point tool's (add_new_points_or_box)."""
+    sid = session(client)
+    base = f"/api/sessions/{sid}"
+    client.post(f"{base}/open", json={"path": "clips/frames"})  # 3 frames of the demo clip
+    info = client.put(f"{base}/objects/3", json={"name": "  the   dog "}).json()
+    assert info["video"]["objects"] == [3] and info["video"]["object_names"] == {"3": "the dog"}
+    assert "1..255" in error_of(client.put(f"{base}/objects/300", json={"name": "x"}), 400)
+    # a box, then a positive and a negative click: the object's mask on that frame
+    mask = np.zeros((480, 854), np.uint8)
+    mask[20:60, 20:80] = 1  # object 1, drawn; the clicks must leave it alone
+    client.put(f"{base}/frames/0/annotation", content=mask.tobytes())
+    body = {"frame": 0, "object": 2, "points": [[480, 180]], "labels": [1], "box": [293, 68, 674, 301]}
+    labels = np.frombuffer(client.post(f"{base}/points", json=body).content, np.uint8).reshape(480, 854)
+    assert labels[180, 480] == 2 and (labels == 1).sum() == mask.sum()
+    ys, xs = np.nonzero(labels == 2)
+    k = int(np.argmax(np.hypot(xs - 480, ys - 180)))
+    body.update(points=[[480, 180], [int(xs[k]), int(ys[k])]], labels=[1, 0])
+    again = np.frombuffer(client.post(f"{base}/points", json=body).content, np.uint8).reshape(480, 854)
+    assert again[ys[k], xs[k]] == 0 and again[180, 480] == 2  # the negative click is background
+    assert client.get(f"{base}/frames/0/annotation").content == again.tobytes()
+    assert "points need" in error_of(client.post(f"{base}/points", json={"frame": 0}), 400)
+    assert "positive point" in error_of(client.post(f"{base}/points", json={
+        "frame": 0, "object": 2, "points": [[5, 5]], "labels": [0]}), 400)
+    # propagate, then delete object 2: gone from the masks, the results and the objects
+    client.post(f"{base}/propagate", json={"direction": "forward"})
+    for _ in range(600):
+        job = client.get(base).json()["job"]
+        if job["state"] != "running":
+            break
+        time.sleep(0.1)
+    assert job["state"] == "done", job
+    result = np.frombuffer(client.get(f"{base}/frames/2/result").content, np.uint8)
+    assert set(np.unique(result)) >= {2}
+    info = client.delete(f"{base}/objects/2").json()
+    assert info["video"]["objects"] == [1, 3]
+    assert 2 not in np.unique(np.frombuffer(client.get(f"{base}/frames/0/annotation").content, np.uint8))
+    for frame in range(3):
+        result = np.frombuffer(client.get(f"{base}/frames/{frame}/result").content, np.uint8)
+        assert 2 not in np.unique(result) and 1 in np.unique(result)

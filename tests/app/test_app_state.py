@@ -170,3 +170,23 @@ def test_the_port_of_a_server_just_stopped_is_free_again(tmp_path):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         assert_clean_error(run_cli(*args[:1], "--port", busy.getsockname()[1], *args[3:]), "cannot listen")
+
+
+def test_object_names_and_a_loaded_session_survive_a_restart(predictor, root, tmp_path):
+    state = tmp_path / "state"
+    with client_for(app_on(predictor, root, state)) as client:
+        sid = new_session(client)
+        client.post(f"/api/sessions/{sid}/open", json={"path": "clips/frames"})
+        client.put(f"/api/sessions/{sid}/frames/0/annotation", content=some_mask(1).tobytes(), headers=RAW)
+        client.put(f"/api/sessions/{sid}/objects/1", json={"name": "car"})
+        saved = client.get(f"/api/sessions/{sid}/export/session.json").json()
+        assert saved["objects"] == {"1": {"name": "car"}}
+        # loading a session replaces the masks on disk too: frame 0's mask goes, frame 2's comes
+        saved["masks"] = {"2": saved["masks"]["0"]}
+        saved["objects"] = {"1": {"name": "truck"}}
+        client.post(f"/api/sessions/{sid}/session", json=saved)
+    with client_for(app_on(predictor, root, state)) as client:
+        info = client.get(f"/api/sessions/{sid}").json()
+        assert info["video"]["annotated"] == [2]
+        assert info["video"]["object_names"] == {"1": "truck"}
+        assert client.get(f"/api/sessions/{sid}/frames/2/annotation").content == some_mask(1).tobytes()

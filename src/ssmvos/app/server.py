@@ -223,6 +223,32 @@ def create_app(predictor, config: AppConfig | None = None) -> Starlette:
         mask = await run_in_threadpool(session.grabcut, index, tuple(box))
         return Response(mask.astype(np.uint8).tobytes(), media_type="application/octet-stream")
 
+    # -- the objects panel and the point tool ---------------------------------------------
+    def object_of(request: Request) -> int:
+        return int(request.path_params["obj"])
+
+    async def name_object(request: Request) -> Response:
+        name = (await body_json(request)).get("name", "")
+        return JSONResponse(session_of(request).name_object(object_of(request), str(name)))
+
+    async def delete_object(request: Request) -> Response:
+        return JSONResponse(await run_in_threadpool(session_of(request).remove_object, object_of(request)))
+
+    async def points(request: Request) -> Response:
+        session = session_of(request)
+        data = await body_json(request)
+        try:
+            index, obj = int(data["frame"]), int(data["object"])
+            pts = np.asarray(data.get("points", []), np.float64).reshape(-1, 2)
+            labels = np.asarray(data.get("labels", []), np.float64).reshape(-1)
+            box = data.get("box")
+            box = None if box is None else tuple(float(v) for v in box)
+        except (KeyError, TypeError, ValueError):
+            raise SSMVOSError("points need {'frame': N, 'object': K, 'points': [[x, y], ...], 'labels': [1|0, ...], "
+                              "'box': [x0, y0, x1, y1] or null}") from None
+        labels_map = await run_in_threadpool(session.click, index, obj, pts, labels, box)
+        return Response(labels_map.tobytes(), media_type="application/octet-stream")
+
     # -- propagation ------------------------------------------------------------------
     async def propagate(request: Request) -> Response:
         session = await session_of(request)
@@ -317,6 +343,9 @@ def create_app(predictor, config: AppConfig | None = None) -> Starlette:
         Route(f + "/annotation/import", import_annotation, methods=["POST"]),
         Route(f + "/result", get_result),
         Route(s + "/grabcut", grabcut, methods=["POST"]),
+        Route(s + "/objects/{obj:int}", name_object, methods=["PUT"]),
+        Route(s + "/objects/{obj:int}", delete_object, methods=["DELETE"]),
+        Route(s + "/points", points, methods=["POST"]),
         Route(s + "/propagate", propagate, methods=["POST"]),
         Route(s + "/cancel", cancel, methods=["POST"]),
         Route(s + "/events", events),

@@ -91,6 +91,7 @@ class AppSession:
         self.annotations: dict[int, bytes] = {}  # frame -> grayscale PNG of the user's label map
         self.given: dict[int, dict[int, str]] = {}  # object -> frame -> digest of the mask the predictor has
         self.saved_results: set[int] = set()  # frames whose results were read back from disk at a restore
+        self.names: dict[int, str] = {}  # object -> the name the user gave it (the page's objects panel)
         self.job: Job | None = None
         self.used = time.time()  # last request, for expiry and least-recently-used unloading
         self._jpegs: OrderedDict[int, bytes] = OrderedDict()
@@ -109,6 +110,7 @@ class AppSession:
             self.video_path, self.video_key = Path(video), secrets.token_hex(6)
             self.annotations.clear()
             self.given.clear()
+            self.names.clear()
             self._jpegs.clear()
             self.saved_results.clear()
             shutil.rmtree(self.folder / "masks", ignore_errors=True)
@@ -133,7 +135,8 @@ class AppSession:
     def _save_state(self) -> None:
         write_json_atomic(self.folder / "state.json", {
             "format": STATE_FORMAT, "source": self.source, "video": self._relative(self.video_path),
-            "owned": self._relative(self.owned), "key": self.video_key}, indent=1)
+            "owned": self._relative(self.owned), "key": self.video_key,
+            "names": {str(k): v for k, v in sorted(self.names.items())}}, indent=1)
 
     def _save_mask(self, index: int, png: bytes | None) -> None:
         path = self.folder / "masks" / f"{index}.png"
@@ -179,6 +182,10 @@ class AppSession:
             return session
         session.state, session.video_path, session.owned = state, video, owned
         session.source, session.video_key = str(saved.get("source", "")), str(saved.get("key") or secrets.token_hex(6))
+        names = saved.get("names")
+        if isinstance(names, dict):
+            session.names = {int(k): str(v)[:64] for k, v in names.items() if str(k).isascii() and str(k).isdigit()
+                             and 1 <= int(k) <= 255}
         masks = folder / "masks"
         for path in sorted(masks.glob("*.png")) if masks.is_dir() else []:
             if not path.stem.isdigit() or int(path.stem) >= state.num_frames:
@@ -211,7 +218,8 @@ class AppSession:
                             "width": self.state.width, "height": self.state.height, "fps": self.frames.fps,
                             "names": [self.frames.name(i) for i in range(self.state.num_frames)],
                             "annotated": sorted(self.annotations), "results": self.result_frames(),
-                            "objects": self.object_ids()}
+                            "objects": self.object_ids(),
+                            "object_names": {str(k): v for k, v in sorted(self.names.items())}}
         if job is not None:
             out["job"] = {"kind": job.kind, "state": job.state, "done": job.done, "total": job.total,
                           "computed": job.computed, "message": job.message}
@@ -289,7 +297,8 @@ class AppSession:
                 tmp.write_bytes(labels_to_png(labels))
 
     def object_ids(self) -> list[int]:
-        ids: set[int] = set()
+        """The objects drawn on some frame or named in the objects panel."""
+        ids: set[int] = set(self.names)
         for index in list(self.annotations):
             ids.update(int(v) for v in np.unique(self.annotation(index)) if v)
         return sorted(ids)
@@ -368,7 +377,7 @@ class AppSession:
             self.predictor.remove_object(self.state, obj)
             del self.given[obj]
         for obj, masks in wanted.items():
-            digests = {f: hashlib.sha1(np.packbits(m).tobytes()).hexdigest() for f, m in masks.items()}
+            digests = {f: _digest(m) for f, m in masks.items()}
             had = self.given.get(obj, {})
             for index in sorted(masks):  # in frame order: an object's first mask is its reference
                 if had.get(index) != digests[index]:
@@ -376,6 +385,58 @@ class AppSession:
             for index in sorted(set(had) - set(digests)):
                 self.predictor.clear_all_prompts_in_frame(self.state, index, obj, need_output=False)
             self.given[obj] = digests
+
+    # -- the objects panel and the point tool ---------------------------------------------
+    def name_object(self, obj: int, name: str) -> dict:
+        """Register object ``obj`` (1..255) under ``name`` (shown in the page's objects panel)."""
+        _check_object(obj)
+        name = " ".join(str(name).split())[:64]
+        with self.lock:
+            self.names[obj] = name or f"object {obj}"
+            if self.state is not None:
+                self._save_state()
+        return self.info()
+
+    def remove_object(self, obj: int) -> dict:
+        """Delete object ``obj`` from every frame's mask and from the results (the predictor's
+        ``remove_object``)."""
+        self._require_idle()
+        if self.state is None:
+            raise SSMVOSError("no video is open in this session")
+        for index in sorted(self.annotations):
+            labels = self.annotation(index).copy()
+            if (labels == obj).any():
+                labels[labels == obj] = 0
+                self.set_annotation(index, labels)
+        with self.network_lock:
+            self.predictor.remove_object(self.state, obj)
+        with self.lock:
+            self.given.pop(obj, None)
+            self.names.pop(obj, None)
+            self._save_state()
+        return self.info()
+
+    def click(self, index: int, obj: int, points: np.ndarray, labels: np.ndarray,
+              box: tuple[float, float, float, float] | None) -> np.ndarray:
+        """Object ``obj``'s mask on frame ``index`` from clicks: points N×2 (x, y pixels),
+        labels N (1 = object, 0 = background) and an optional box, through the predictor's
+        ``add_new_points_or_box``. The mask replaces the object's pixels in the frame's label
+        map, which is returned (H×W uint8)."""
+        self._require_idle()
+        self._check_frame(index)
+        _check_object(obj)
+        with self.network_lock:
+            _, ids, logits = self.predictor.add_new_points_or_box(self.state, index, obj, points=points,
+                                                                   labels=labels, box=box)
+        mask = (logits[ids.index(obj), 0] > 0).cpu().numpy()
+        current = self.annotation(index)
+        frame = np.zeros((self.state.height, self.state.width), np.uint8) if current is None else current.copy()
+        frame[frame == obj] = 0
+        frame[mask] = obj
+        self.set_annotation(index, frame)
+        with self.lock:  # the predictor now holds this mask: no need to give it again
+            self.given.setdefault(obj, {})[index] = _digest(mask)
+        return frame
 
     # -- export --------------------------------------------------------------------------
     def _require_results(self) -> list[int]:
@@ -420,7 +481,7 @@ class AppSession:
         with self.lock:
             stored = dict(self.annotations)
         return _session_file.session_dict(video, {i: decode_label_values(data, f"the mask of frame {i}")
-                                                  for i, data in stored.items()})
+                                                  for i, data in stored.items()}, dict(self.names))
 
     def load_session_masks(self, data: object) -> dict:
         """Replace the user's masks with those of a session file (its decoded JSON) made for
@@ -432,8 +493,15 @@ class AppSession:
         self._require_idle()
         stored = {index: labels_to_png(labels) for index, labels in session.masks.items() if labels.any()}
         with self.lock:
+            dropped = set(self.annotations) - set(stored)
             self.annotations.clear()
             self.annotations.update(stored)
+            self.names = dict(session.objects)
+            for index in dropped:  # the state folder follows: a restart shows the loaded masks
+                self._save_mask(index, None)
+            for index, png in stored.items():
+                self._save_mask(index, png)
+            self._save_state()
         return self.info()
 
     def close(self, delete: bool = True) -> None:
@@ -452,6 +520,16 @@ class AppSession:
             self.state = None
         if delete:
             shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _check_object(obj: int) -> None:
+    if not 1 <= obj <= 255:
+        raise SSMVOSError(f"object ids lie in 1..255 (a label map holds one octet per pixel), not {obj}")
+
+
+def _digest(mask: np.ndarray) -> str:
+    """A short fingerprint of an H×W bool mask (to tell which masks the predictor already has)."""
+    return hashlib.sha1(np.packbits(mask).tobytes()).hexdigest()
 
 
 def session_json(session: AppSession) -> bytes:

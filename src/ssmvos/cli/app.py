@@ -16,8 +16,8 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "app", help="segment your own video in the browser (local web app)",
         description="Serve a web page where you open a video, draw masks of objects on any frame (brush, eraser, "
-        "polygon, fill, or a box that GrabCut turns into a mask), propagate them forward or backward, correct "
-        "any frame and export the masks, an overlay video and a session file. Needs the [app] extra: " + INSTALL,
+        "polygon, fill, or a box and point clicks that GrabCut turns into a mask; undo/redo, zoom, an objects "
+        "panel), propagate them forward or backward with a timeline of the results, correct any frame and export the masks, an overlay video and a session file. Needs the [app] extra: " + INSTALL,
         epilog="On a remote GPU server, keep the default --host 127.0.0.1 and tunnel the port: "
         "ssh -L 7860:localhost:7860 server, then open http://localhost:7860 on your machine.")
     p.add_argument("--host", default="127.0.0.1",
