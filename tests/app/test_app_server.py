@@ -206,7 +206,7 @@ def test_objects_points_and_delete(client):
     # a box, then a positive and a negative click: the object's mask on that frame
     mask = np.zeros((480, 854), np.uint8)
     mask[20:60, 20:80] = 1  # object 1, drawn; the clicks must leave it alone
-    client.put(f"{base}/frames/0/annotation", content=mask.tobytes())
+    client.put(f"{base}/frames/0/annotation", content=mask.tobytes(), headers=RAW)
     body = {"frame": 0, "object": 2, "points": [[480, 180]], "labels": [1], "box": [293, 68, 674, 301]}
     labels = np.frombuffer(client.post(f"{base}/points", json=body).content, np.uint8).reshape(480, 854)
     assert labels[180, 480] == 2 and (labels == 1).sum() == mask.sum()
@@ -217,6 +217,8 @@ def test_objects_points_and_delete(client):
     assert again[ys[k], xs[k]] == 0 and again[180, 480] == 2  # the negative click is background
     assert client.get(f"{base}/frames/0/annotation").content == again.tobytes()
     assert "points need" in error_of(client.post(f"{base}/points", json={"frame": 0}), 400)
+    assert "finite" in error_of(client.post(f"{base}/points", content=b'{"frame": 0, "object": 2, "points": [[1e999, 5]], '
+                                            b'"labels": [1]}', headers={"Content-Type": "application/json"}), 400)
     assert "positive point" in error_of(client.post(f"{base}/points", json={
         "frame": 0, "object": 2, "points": [[5, 5]], "labels": [0]}), 400)
     # propagate, then delete object 2: gone from the masks, the results and the objects

@@ -229,13 +229,15 @@ def create_app(predictor, config: AppConfig | None = None) -> Starlette:
 
     async def name_object(request: Request) -> Response:
         name = (await body_json(request)).get("name", "")
-        return JSONResponse(session_of(request).name_object(object_of(request), str(name)))
+        session = await session_of(request)
+        return JSONResponse(await run_in_threadpool(session.name_object, object_of(request), str(name)))
 
     async def delete_object(request: Request) -> Response:
-        return JSONResponse(await run_in_threadpool(session_of(request).remove_object, object_of(request)))
+        session = await session_of(request)
+        return JSONResponse(await run_in_threadpool(session.remove_object, object_of(request)))
 
     async def points(request: Request) -> Response:
-        session = session_of(request)
+        session = await session_of(request)
         data = await body_json(request)
         try:
             index, obj = int(data["frame"]), int(data["object"])
@@ -246,6 +248,8 @@ def create_app(predictor, config: AppConfig | None = None) -> Starlette:
         except (KeyError, TypeError, ValueError):
             raise SSMVOSError("points need {'frame': N, 'object': K, 'points': [[x, y], ...], 'labels': [1|0, ...], "
                               "'box': [x0, y0, x1, y1] or null}") from None
+        if not (np.isfinite(pts).all() and np.isfinite(labels).all() and (box is None or all(map(math.isfinite, box)))):
+            raise SSMVOSError("points, labels and box must be finite numbers")
         labels_map = await run_in_threadpool(session.click, index, obj, pts, labels, box)
         return Response(labels_map.tobytes(), media_type="application/octet-stream")
 
