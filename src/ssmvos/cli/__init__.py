@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "evaluate",
     "merge": "merge",
     "segment": "segment",
+    "batch": "batch",
     "download": "download",
     "download-data": "download_data",
     "score": "score",
