@@ -261,3 +261,12 @@ def test_ray_two_cpu_workers_with_one_killed_mid_run(clips, local, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == [*sorted(CLIPS), "summary.json"]
     for name in CLIPS:
         assert _files(out / name) == _files(local / name), name
+
+
+def test_ray_engine_without_ray_names_the_extra(monkeypatch):
+    from ssmvos.errors import SSMVOSError
+    from ssmvos.inference.batch import _import_ray
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # what an environment without Ray has
+    with pytest.raises(SSMVOSError, match=r"pip install 'ssmvos\[ray\]'"):
+        _import_ray()

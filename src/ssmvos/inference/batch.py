@@ -580,12 +580,12 @@ def _run_on_ray(ray, config: BatchConfig, jobs: list[VideoJob], on_dispatch, sta
             while queue and idle:
                 actor = idle.pop()
                 job, attempt = queue.pop(0)
+                running[actor.run.remote(job, out, seg, config.overwrite)] = (actor, job, attempt)
                 if on_dispatch is not None:
                     if actor not in pids:
                         pids[actor] = _actor_pid(ray, actor)
                     if pids[actor] is not None:
                         on_dispatch(job.name, pids[actor])
-                running[actor.run.remote(job, out, seg, config.overwrite)] = (actor, job, attempt)
             ready, _ = ray.wait(list(running), num_returns=1)
             actor, job, attempt = running.pop(ready[0])
             try:
