@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     frames = sum(o.frames for o in result.outcomes if o.status == "done")
     where = f"{result.workers} process(es)" if args.engine == "local" else f"{result.workers} Ray worker(s)"
     print(f"{result.count('done')} done, {result.count('skipped')} skipped, {result.count('failed')} failed "
-          f"({frames} frames) in {result.seconds:.1f} s on {where}"
+          f"({frames} frames) in {result.seconds:.1f} s on {where} (start-up {result.setup_seconds:.1f} s)"
           + (f"; {result.retried} video(s) retried after a lost worker" if result.retried else "")
           + f" -> {result.summary}")
     for o in result.failed:

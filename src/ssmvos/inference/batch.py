@@ -366,11 +366,14 @@ def write_summary(out: str | os.PathLike, outcomes: list[VideoOutcome]) -> Path:
 @dataclass
 class BatchResult:
     """What a batch did: one outcome per video (manifest order), the processes or workers
-    that ran them, and the wall time."""
+    that ran them, the wall time of the videos (from every worker ready to the last video
+    done) and of the start-up before it (reading the videos' lengths, building the
+    predictors, starting Ray)."""
 
     outcomes: list[VideoOutcome]
     workers: int = 1
     seconds: float = 0.0
+    setup_seconds: float = 0.0
     retried: int = 0
     summary: Path | None = None
 
@@ -460,7 +463,8 @@ def run_local(config: BatchConfig, jobs: list[VideoJob]) -> BatchResult | None:
         error = f"rank {ctx.rank}: {exc}"
     init_process_group(ctx)
     try:
-        raise_if_any_failed(ctx, error)
+        raise_if_any_failed(ctx, error)  # every rank is ready here
+        started_videos = time.perf_counter()
         bar = _progress(share, config.progress and ctx.is_main)
         try:
             outcomes = _run_share(predictor, share, config, bar)
@@ -474,8 +478,8 @@ def run_local(config: BatchConfig, jobs: list[VideoJob]) -> BatchResult | None:
         if not ctx.is_main:
             return None
         result = BatchResult(_in_manifest_order([o for p in parts for o in p]), ctx.world_size)
+        result.seconds, result.setup_seconds = time.perf_counter() - started_videos, started_videos - start
         result.summary = write_summary(config.out, result.outcomes)
-        result.seconds = time.perf_counter() - start
         return result
     finally:
         shutdown()
@@ -576,6 +580,7 @@ def _run_on_ray(ray, config: BatchConfig, jobs: list[VideoJob], on_dispatch, sta
             pids.update(zip(idle, ray.get([a.pid.remote() for a in idle])))
         except RayActorError as exc:
             raise SSMVOSError(f"a Ray worker could not start: {_creation_error(exc)}") from None
+        started_videos = time.perf_counter()
         while queue or running:
             while queue and idle:
                 actor = idle.pop()
@@ -616,9 +621,9 @@ def _run_on_ray(ray, config: BatchConfig, jobs: list[VideoJob], on_dispatch, sta
             ray.kill(actor, no_restart=True)
         for job in jobs:
             remove_leftovers(Path(out), job.name)
-    result = BatchResult(_in_manifest_order(outcomes), count, retried=retried)
+    result = BatchResult(_in_manifest_order(outcomes), count, time.perf_counter() - started_videos,
+                         started_videos - start, retried)
     result.summary = write_summary(config.out, result.outcomes)
-    result.seconds = time.perf_counter() - start
     return result
 
 
