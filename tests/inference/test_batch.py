@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -164,7 +165,7 @@ def test_a_failure_midway_leaves_no_partial_folder(clips, tmp_path, monkeypatch)
     """A video whose writing fails after some frames: no folder, no temporary folder, one line
     in its outcome; the next videos still finish (the network: the tests' stub runner)."""
     from ssmvos.inference import segment as segment_module
-    from ssmvos.inference.batch import read_manifest, run_video
+    from ssmvos.inference.batch import SegmentOptions, read_manifest, run_video
     from stub_network import stub_predictor
 
     real, calls = segment_module.write_palette_png, {"n": 0}
@@ -184,6 +185,16 @@ def test_a_failure_midway_leaves_no_partial_folder(clips, tmp_path, monkeypatch)
     assert sorted(p.name for p in out.iterdir()) == ["blackswan", "car-shadow"]
     assert_complete(out)
 
+    # the overlay goes to the overlay folder once the video is complete; a failed video has none
+    monkeypatch.setattr(segment_module, "write_palette_png", real)
+    options = SegmentOptions(overlay_dir=str(tmp_path / "overlays"))
+    jobs = read_manifest(clips / "videos.csv")
+    broken = replace(jobs[2], name="broken", masks=((0, str(clips / "no-such.png")),))
+    outcomes = [run_video(predictor, job, tmp_path / "again", options) for job in (jobs[2], broken)]
+    assert [o.status for o in outcomes] == ["done", "failed"] and "no-such.png" in outcomes[1].error
+    assert sorted(p.name for p in (tmp_path / "overlays").iterdir()) == ["car-shadow.mp4"]
+    assert sorted(p.name for p in (tmp_path / "again" / "car-shadow").iterdir()) == ["00000.png", "00001.png"]
+
 
 def test_folder_manifest_and_malformed_manifests(clips, tmp_path, capsys):
     from ssmvos.inference.batch import read_manifest
@@ -194,7 +205,8 @@ def test_folder_manifest_and_malformed_manifests(clips, tmp_path, capsys):
         (layout / name).symlink_to(clips / name)
         shutil.copy(clips / f"{name}.png", layout / f"{name}.png")
     (layout / "orphan.png").write_bytes((clips / "car-shadow.png").read_bytes())
-    jobs = read_manifest(layout)
+    (layout / "results").mkdir()  # the output folder inside the manifest folder is no video
+    jobs = read_manifest(layout, layout / "results")
     assert [(j.name, j.masks, j.error is None) for j in jobs] == [
         ("blackswan", ((0, str(layout / "blackswan.png")),), True),
         ("car-shadow", ((0, str(layout / "car-shadow.png")),), True), ("orphan", (), False)]

@@ -140,13 +140,14 @@ def parse_masks(text: str, base: Path) -> list[tuple[int, str]]:
     return out
 
 
-def read_manifest(path: str | os.PathLike) -> list[VideoJob]:
+def read_manifest(path: str | os.PathLike, out: str | os.PathLike | None = None) -> list[VideoJob]:
     """The videos of a CSV manifest or a DAVIS-layout folder, in their order. Problems of
     one row become that job's ``error``; a manifest that cannot be read at all (missing, no
-    header, other columns) raises SSMVOSError."""
+    header, other columns) raises SSMVOSError. ``out``: the output folder, never a video
+    of a manifest folder it is in."""
     path = Path(path)
     if path.is_dir():
-        return _folder_manifest(path)
+        return _folder_manifest(path, None if out is None else Path(out))
     if not path.is_file():
         raise SSMVOSError(f"manifest {path}: no such file or folder")
     try:
@@ -189,14 +190,15 @@ def _job(name: str, video: Path | None, masks: str, base: Path, where: str, seen
     return VideoJob(name, str(video), pairs)
 
 
-def _folder_manifest(root: Path) -> list[VideoJob]:
-    """``<name>/`` frames or ``<name>.<video suffix>`` with ``<name>.png`` (frame 0's mask)."""
+def _folder_manifest(root: Path, out: Path | None = None) -> list[VideoJob]:
+    """``<name>/`` frames or ``<name>.<video suffix>`` with ``<name>.png`` (frame 0's mask);
+    ``out`` (the output folder) is left out."""
     from ..data.io import VIDEO_SUFFIXES
 
     videos: dict[str, Path] = {}
     masks: dict[str, Path] = {}
     for entry in sorted(root.iterdir()):
-        if entry.name.startswith("."):
+        if entry.name.startswith(".") or (out is not None and out.exists() and entry.resolve() == out.resolve()):
             continue
         if entry.is_dir():
             videos[entry.name] = entry
@@ -406,7 +408,7 @@ def _check(config: BatchConfig) -> list[VideoJob]:
         raise SSMVOSError(f"engine must be one of {', '.join(ENGINES)}, not {config.engine!r}")
     if config.options.format not in FORMATS:
         raise SSMVOSError(f"format must be one of {', '.join(FORMATS)}, not {config.options.format!r}")
-    jobs = read_manifest(config.manifest)
+    jobs = read_manifest(config.manifest, config.out)
     check_output_folder(config.out, "--out")
     if config.options.overlay_dir:
         check_output_folder(config.options.overlay_dir, "--overlay-dir")
