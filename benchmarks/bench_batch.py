@@ -99,22 +99,21 @@ def main() -> int:
                   "--device", "cpu", "--no-progress", "--overwrite"]
         py = [sys.executable]
         env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-        half = max(1, cpus // 2)
-        configs = {
-            f"local, 1 process x {cpus} threads": (py + ["-m", "ssmvos", "batch"], {"OMP_NUM_THREADS": str(cpus)}),
-            f"torchrun, 2 processes x {half} thread(s)": (
-                py + ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "ssmvos", "batch"],
-                {"OMP_NUM_THREADS": str(half)}),
+        batch = py + ["-m", "ssmvos", "batch"]
+        torchrun = py + ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "ssmvos", "batch"]
+        ray = batch + ["--engine", "ray", "--ray-workers"]
+        configs = {  # name -> (command, OMP_NUM_THREADS); a CPU Ray worker uses the CPUs Ray gives it
+            "local, 1 process x 1 thread": (batch, 1),
+            f"local, 1 process x {cpus} threads": (batch, cpus),
+            f"torchrun, 2 processes x {max(1, cpus // 2)} thread(s)": (torchrun, max(1, cpus // 2)),
         }
         if not args.no_ray:
-            configs[f"ray, 1 worker x {cpus} threads"] = (
-                py + ["-m", "ssmvos", "batch", "--engine", "ray", "--ray-workers", "1"], {"OMP_NUM_THREADS": str(cpus)})
-            configs[f"ray, 2 workers x {half} thread(s)"] = (
-                py + ["-m", "ssmvos", "batch", "--engine", "ray", "--ray-workers", "2"], {"OMP_NUM_THREADS": str(half)})
+            configs[f"ray, 1 worker x {cpus} threads"] = (ray + ["1"], cpus)
+            configs[f"ray, 2 workers x {max(1, cpus // 2)} thread(s)"] = (ray + ["2"], max(1, cpus // 2))
         best: dict[str, tuple[float, float, float]] = {}
         for r in range(args.rounds):
-            for k, (name, (cmd, extra)) in enumerate(configs.items()):
-                got = run(cmd + common + ["--out", str(tmp / f"out{k}")], {**env, **extra})
+            for k, (name, (cmd, threads)) in enumerate(configs.items()):
+                got = run(cmd + common + ["--out", str(tmp / f"out{k}")], {**env, "OMP_NUM_THREADS": str(threads)})
                 if name not in best or got[1] < best[name][1]:
                     best[name] = got
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
@@ -129,7 +128,7 @@ def main() -> int:
     rays = [n for n in best if n.startswith("ray")]
     if rays:
         names = list(best)
-        for local_name, ray_name in zip(names[:2], rays):
+        for local_name, ray_name in zip(names[1:3], rays):
             (lw, li, ls), (rw, ri, rs) = best[local_name], best[ray_name]
             print(f"ray overhead, {ray_name} vs {local_name}: command {rw - lw:+.1f} s, start-up {rs - ls:+.1f} s, "
                   f"videos {ri - li:+.1f} s ({(ri / li - 1) * 100:+.0f} %)")

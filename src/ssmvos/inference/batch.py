@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..atomic import check_output_folder, make_dirs, write_json_atomic, writing
+from ..atomic import check_output_folder, default_dir_mode, make_dirs, write_json_atomic, writing
 from ..errors import SSMVOSError
 
 #: The manifest's columns, in this order.
@@ -298,7 +298,7 @@ def run_video(predictor, job: VideoJob, out: str | os.PathLike, options: Segment
         make_dirs(out)
         with writing(out / job.name):
             tmp = Path(tempfile.mkdtemp(prefix=f".{job.name}.", suffix=".tmp", dir=out))
-            os.chmod(tmp, _dir_mode())
+            os.chmod(tmp, default_dir_mode())  # mkdtemp's is 0700; a folder mkdir would make
         overlay = tmp / f"{job.name}.mp4" if options.overlay_dir else None
         stats = segment_video(predictor, job.video, list(job.masks), tmp, overlay, progress=False,
                               direction=options.direction, reference=options.reference, on_frame=on_frame)
@@ -322,12 +322,6 @@ def run_video(predictor, job: VideoJob, out: str | os.PathLike, options: Segment
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _dir_mode() -> int:
-    from ..atomic import default_dir_mode
-
-    return default_dir_mode()
 
 
 def _move_into_place(tmp: Path, final: Path) -> None:
@@ -504,9 +498,14 @@ def _in_manifest_order(outcomes: list[tuple[int, VideoOutcome]]) -> list[VideoOu
 
 # ---------------------------------------------------------------------------------- Ray
 class BatchWorker:
-    """A Ray actor's state: one predictor, built when the actor starts, reused for every video."""
+    """A Ray actor's state: one predictor, built when the actor starts, reused for every video.
+    ``threads``: torch's CPU threads (a CPU actor: the CPUs Ray gave it)."""
 
-    def __init__(self, predictor: PredictorConfig, device: str):
+    def __init__(self, predictor: PredictorConfig, device: str, threads: int | None = None):
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
         self.predictor = predictor.build(device)
 
     def pid(self) -> int:
@@ -551,6 +550,7 @@ def run_ray(config: BatchConfig, jobs: list[VideoJob],
 
 
 def _actor_options(ray, config: BatchConfig) -> tuple[int, dict, str]:
+    """(workers, Ray resources of each, device)."""
     resources = ray.cluster_resources()
     gpus = int(resources.get("GPU", 0))
     if gpus and str(config.predictor.device) in ("auto", "cuda"):
@@ -566,6 +566,7 @@ def _run_on_ray(ray, config: BatchConfig, jobs: list[VideoJob], on_dispatch, sta
     from ray.exceptions import RayActorError, RayTaskError
 
     count, options, device = _actor_options(ray, config)
+    threads = options["num_cpus"] if device == "cpu" else None
     remote = ray.remote(**options)(BatchWorker)
     out = str(Path(config.out).resolve())
     overlay = config.options.overlay_dir
@@ -574,7 +575,7 @@ def _run_on_ray(ray, config: BatchConfig, jobs: list[VideoJob], on_dispatch, sta
     outcomes: list[tuple[int, VideoOutcome]] = []
     retried = 0
     bar = _progress(jobs, config.progress)
-    idle = [remote.remote(config.predictor, device) for _ in range(min(count, max(1, len(queue))))]
+    idle = [remote.remote(config.predictor, device, threads) for _ in range(min(count, max(1, len(queue))))]
     running: dict[Any, tuple[Any, VideoJob, int]] = {}
     pids: dict[Any, int] = {}
     try:
@@ -600,7 +601,7 @@ def _run_on_ray(ray, config: BatchConfig, jobs: list[VideoJob], on_dispatch, sta
             except RayActorError as exc:  # the worker died (killed, lost machine, out of memory)
                 ray.kill(actor, no_restart=True)
                 pids.pop(actor, None)
-                idle.append(remote.remote(config.predictor, device))
+                idle.append(remote.remote(config.predictor, device, threads))
                 if attempt < config.retries:
                     retried += 1
                     queue.insert(0, (job, attempt + 1))
