@@ -144,10 +144,11 @@ def read_manifest(path: str | os.PathLike, out: str | os.PathLike | None = None)
     """The videos of a CSV manifest or a DAVIS-layout folder, in their order. Problems of
     one row become that job's ``error``; a manifest that cannot be read at all (missing, no
     header, other columns) raises SSMVOSError. ``out``: the output folder, never a video
-    of a manifest folder it is in."""
+    of a manifest folder it is in. The jobs' paths are absolute (Ray's workers have their own
+    working folders)."""
     path = Path(path)
     if path.is_dir():
-        return _folder_manifest(path, None if out is None else Path(out))
+        return _folder_manifest(path.absolute(), None if out is None else Path(out))
     if not path.is_file():
         raise SSMVOSError(f"manifest {path}: no such file or folder")
     try:
@@ -162,7 +163,7 @@ def read_manifest(path: str | os.PathLike, out: str | os.PathLike | None = None)
     if header != COLUMNS:
         raise SSMVOSError(f"manifest {path}: the first line must be the header {','.join(COLUMNS)}, "
                           f"not {','.join(rows[0])}")
-    base, jobs, seen = path.parent, [], {}
+    base, jobs, seen = path.absolute().parent, [], {}
     for line, row in enumerate(rows[1:], start=2):
         name = row[0].strip() if row else ""
         where = f"manifest line {line}"
@@ -529,15 +530,23 @@ def run_ray(config: BatchConfig, jobs: list[VideoJob],
     else ``ray_workers`` CPU actors (default 1). Connects to ``ray_address`` (or a Ray
     already started in this process), else starts a local Ray. A video whose worker died is
     given to a new worker, up to ``retries`` times."""
+    import logging
+
+    from ..weights import resolve_weights
+
     ray = _import_ray()
     start = time.perf_counter()
     started = False
+    if not config.ray_address:  # a bad --weights is said before Ray starts; a published model is fetched once
+        config = replace(config, predictor=replace(config.predictor,
+                                                   weights=str(resolve_weights(config.predictor.weights).resolve())))
     if not ray.is_initialized():
         try:
+            quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
             if config.ray_address:
-                ray.init(address=config.ray_address, log_to_driver=False)
+                ray.init(address=config.ray_address, **quiet)
             else:
-                ray.init(include_dashboard=False, log_to_driver=False)
+                ray.init(include_dashboard=False, **quiet)
         except Exception as exc:
             raise SSMVOSError(f"--ray-address {config.ray_address or '(local)'}: cannot start or join Ray "
                               f"({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})") from None
