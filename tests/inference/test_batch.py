@@ -265,8 +265,10 @@ def test_ray_two_cpu_workers_with_one_killed_mid_run(clips, local, tmp_path):
              runtime_env={"env_vars": {"PYTHONPATH": str(ROOT / "src")}})
     try:
         result = batch(config, on_dispatch=dispatched)
+        again = batch(config)  # a rerun: every folder is complete, so no worker is needed
     finally:
         ray.shutdown()
+    assert [o.status for o in again.outcomes] == ["skipped"] * len(CLIPS)
     assert killed and result.retried >= 1
     assert [(o.name, o.status) for o in result.outcomes] == [(n, "done") for n in CLIPS]
     out = tmp_path / "out"

@@ -580,11 +580,17 @@ def _run_on_ray(ray, config: BatchConfig, jobs: list[VideoJob], on_dispatch, sta
     out = str(Path(config.out).resolve())
     overlay = config.options.overlay_dir
     seg = replace(config.options, overlay_dir=str(Path(overlay).resolve()) if overlay else None)
-    queue = [(j, 0) for j in sorted(jobs, key=lambda j: -j.frames)]
     outcomes: list[tuple[int, VideoOutcome]] = []
+    queue = []  # longest first; bad rows and folders already complete need no worker
+    for job in sorted(jobs, key=lambda j: -j.frames):
+        if job.error is not None or (Path(out, job.name).is_dir() and not config.overwrite):
+            outcomes.append((job.row, run_video(None, job, out, seg, config.overwrite)))
+        else:
+            queue.append((job, 0))
     retried = 0
     bar = _progress(jobs, config.progress)
-    idle = [remote.remote(config.predictor, device, threads) for _ in range(min(count, max(1, len(queue))))]
+    bar.update(len(outcomes))
+    idle = [remote.remote(config.predictor, device, threads) for _ in range(min(count, len(queue)))]
     running: dict[Any, tuple[Any, VideoJob, int]] = {}
     pids: dict[Any, int] = {}
     try:
