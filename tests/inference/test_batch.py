@@ -121,39 +121,40 @@ def test_coco_json_decodes_to_the_pngs_objects(local):
             assert np.array_equal(coco_mask.decode(rle).astype(bool), labels == int(obj))
 
 
-def test_rerun_skips_overwrite_redoes_and_a_bad_row_fails_alone(clips, local, tmp_path, capsys):
+def test_rerun_skips_complete_folders_and_a_bad_row_fails_alone(clips, local, tmp_path, capsys):
+    """A rerun skips the complete folders and does the rest; a row with a missing video, one
+    with a mask of another size, a duplicate and an unsafe name fail alone, with one line
+    each, and leave no folder behind (--overwrite: see the next test)."""
     out = tmp_path / "out"
     shutil.copytree(local, out)
     shutil.rmtree(out / "car-shadow")  # as if the first run had stopped before it
     stamp = (out / "libby" / "00001.png").stat().st_mtime_ns
-    assert _batch(clips, out) == 0
-    summary = _summary(out)
-    assert {k: v["status"] for k, v in summary.items()} == {"libby": "skipped", "blackswan": "skipped",
-                                                          "car-shadow": "done"}
-    assert summary["libby"]["frames"] == CLIPS["libby"]
-    assert (out / "libby" / "00001.png").stat().st_mtime_ns == stamp
-    assert sorted(_files(out / "car-shadow")) == [f"{i:05d}.png" for i in range(CLIPS["car-shadow"])]
-
-    # --overwrite redoes every video; a row with a missing video, one with a mask of another size,
-    # a duplicate and an unsafe name fail alone, with one line each, and leave no folder behind
-    bad = clips / "bad.png"
+    bad = tmp_path / "bad.png"
     write_palette_png(bad, np.ones((10, 10), np.uint8))
     manifest = tmp_path / "m.csv"
-    manifest.write_text("name,video,masks\n"
-                        f"car-shadow,{clips / 'car-shadow'},{clips / 'car-shadow.png'}\n"
-                        f"missing,{clips / 'nope'},{clips / 'libby.png'}\n"
+    manifest.write_text((clips / "videos.csv").read_text().replace(",libby,", f",{clips / 'libby'},")
+                        .replace("libby.png;2:libby_fix2.png", f"{clips / 'libby.png'};2:{clips / 'libby_fix2.png'}")
+                        .replace("clip.mp4,0:blackswan.png", f"{clips / 'clip.mp4'},0:{clips / 'blackswan.png'}")
+                        .replace("car-shadow,car-shadow,car-shadow.png",
+                                 f"car-shadow,{clips / 'car-shadow'},{clips / 'car-shadow.png'}")
+                        + f"missing,{clips / 'nope'},{clips / 'libby.png'}\n"
                         f"wrong-size,{clips / 'car-shadow'},{bad}\n"
                         f"car-shadow,{clips / 'libby'},{clips / 'libby.png'}\n"
                         f"../x,{clips / 'libby'},{clips / 'libby.png'}\n")
     capsys.readouterr()
-    status = main(["batch", "--manifest", str(manifest), "--out", str(out), "--overwrite", "--weights",
-                   str(clips / "weights.pt"), *FLAGS])
+    status = main(["batch", "--manifest", str(manifest), "--out", str(out), "--weights", str(clips / "weights.pt"),
+                   *FLAGS])
     assert status == 1
     videos = json.loads((out / "summary.json").read_text())["videos"]
-    assert [v["status"] for v in videos] == ["done", "failed", "failed", "failed", "failed"]
-    errors = [v["error"] for v in videos[1:]]
+    assert [(v["name"], v["status"]) for v in videos] == [
+        ("libby", "skipped"), ("blackswan", "skipped"), ("car-shadow", "done"), ("missing", "failed"),
+        ("wrong-size", "failed"), ("car-shadow", "failed"), ("../x", "failed")]
+    assert videos[0]["frames"] == CLIPS["libby"] and videos[2]["frames"] == CLIPS["car-shadow"]
+    assert (out / "libby" / "00001.png").stat().st_mtime_ns == stamp
+    assert sorted(_files(out / "car-shadow")) == [f"{i:05d}.png" for i in range(CLIPS["car-shadow"])]
+    errors = [v["error"] for v in videos[3:]]
     assert all(e and "\n" not in e for e in errors)
-    assert "nope" in errors[0] and "bad.png" in errors[1] and "line 5" in errors[2] and "'../x'" in errors[3]
+    assert "nope" in errors[0] and "bad.png" in errors[1] and "line 7" in errors[2] and "'../x'" in errors[3]
     # no partial folder of a failed video, no temporary folder, no ../x outside
     assert sorted(p.name for p in out.iterdir()) == ["blackswan", "car-shadow", "libby", "summary.json"]
     assert not (out.parent / "x").exists()
@@ -193,6 +194,13 @@ def test_a_failure_midway_leaves_no_partial_folder(clips, tmp_path, monkeypatch)
     outcomes = [run_video(predictor, job, tmp_path / "again", options) for job in (jobs[2], broken)]
     assert [o.status for o in outcomes] == ["done", "failed"] and "no-such.png" in outcomes[1].error
     assert sorted(p.name for p in (tmp_path / "overlays").iterdir()) == ["car-shadow.mp4"]
+    assert sorted(p.name for p in (tmp_path / "again" / "car-shadow").iterdir()) == ["00000.png", "00001.png"]
+
+    # a rerun skips the complete folder; overwrite redoes it (the old folder replaced whole)
+    (tmp_path / "again" / "car-shadow" / "stale.txt").write_text("from before")
+    assert run_video(predictor, jobs[2], tmp_path / "again").status == "skipped"
+    assert run_video(predictor, jobs[2], tmp_path / "again", overwrite=True).status == "done"
+    assert sorted(p.name for p in (tmp_path / "again").iterdir()) == ["car-shadow"]
     assert sorted(p.name for p in (tmp_path / "again" / "car-shadow").iterdir()) == ["00000.png", "00001.png"]
 
 
