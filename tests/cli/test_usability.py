@@ -23,6 +23,7 @@ from ssmvos.data.io import read_mask
 
 NETWORK_COMMANDS = {
     "segment": ["segment", "--demo", "--out", "o"],
+    "batch": ["batch", "--manifest", "m.csv", "--out", "o"],
     "evaluate": ["evaluate", "--split", "s.json", "--resume", "w.pt", "--save-dir", "o"],
     "train": ["train", "--model-dir", "m", "--split", "s.json"],
 }

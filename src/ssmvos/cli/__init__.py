@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "evaluate",
     "merge": "merge",
     "segment": "segment",
+    "batch": "batch",
     "download": "download",
     "download-data": "download_data",
     "score": "score",
@@ -48,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ssmvos", formatter_class=HelpFormatter,
         description="SSM-VOS video object segmentation: index datasets, train, evaluate, "
-        "merge, score J&F, segment your own videos and export the network to ONNX.",
+        "merge, score J&F, segment your own videos (one, or a manifest of many with batch) and export the "
+        "network to ONNX.",
     )
     parser.add_argument("--version", action="version", version=f"ssmvos {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=CommandParser)

@@ -48,6 +48,24 @@ def add_propagation_flags(p: argparse.ArgumentParser) -> None:
                    help="objects per forward pass (default 16; at least 1)")
 
 
+def add_segment_flags(p: argparse.ArgumentParser) -> None:
+    """The flags of segmenting a user's video (segment, batch): --direction --reference --weights,
+    the input size, add_propagation_flags' and add_inference_flags'."""
+    from ..options import DIRECTIONS
+    from .types import add_input_size_flags
+
+    p.add_argument("--direction", choices=DIRECTIONS, default=None,
+                   help="forward from the first mask, backward from the last, or both: every object backward and "
+                   "forward from its first mask (default both; live sources: forward only)")
+    p.add_argument("--reference", choices=["first", "latest"], default="first",
+                   help="after a correction, match frames against the object's first mask (default, as the "
+                   "original) or the latest mask given")
+    p.add_argument("--weights", default="davis17", help="published model name or checkpoint path (default davis17)")
+    add_input_size_flags(p)
+    add_propagation_flags(p)
+    add_inference_flags(p)
+
+
 def runtime_spec(args: argparse.Namespace):
     """The :class:`~ssmvos.runtime.RuntimeSpec` of add_inference_flags' flags (checked: a
     conflict is one error naming the flags, before any model is loaded)."""

@@ -6,9 +6,8 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from .common import add_inference_flags, add_propagation_flags, runtime_spec
-from ..options import DIRECTIONS
-from .types import INPUT_SIZE_FLAGS, add_input_size_flags, frame_folder
+from .common import add_segment_flags, runtime_spec
+from .types import INPUT_SIZE_FLAGS, frame_folder
 
 if TYPE_CHECKING:
     from ..io.session_file import SessionFile
@@ -40,20 +39,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--session", metavar="FILE",
                    help="take the masks of a session file saved by 'ssmvos app' for this video (same frame count "
                    "and size), with any --mask given too (on other frames)")
-    p.add_argument("--direction", choices=DIRECTIONS, default=None,
-                   help="forward from the first mask, backward from the last, or both: every object backward and "
-                   "forward from its first mask (default both; live sources: forward only)")
-    p.add_argument("--reference", choices=["first", "latest"], default="first",
-                   help="after a correction, match frames against the object's first mask (default, as the "
-                   "original) or the latest mask given")
     p.add_argument("--no-drop", action="store_true",
                    help="live sources: process every frame, however far behind live that gets")
     p.add_argument("--out", required=True, help="output folder for the per-frame palette PNGs")
-    p.add_argument("--weights", default="davis17", help="published model name or checkpoint path (default davis17)")
     p.add_argument("--overlay", help="also write the masks blended on the frames to this .mp4 file")
-    add_input_size_flags(p)
-    add_propagation_flags(p)
-    add_inference_flags(p)
+    add_segment_flags(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 

@@ -14,7 +14,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,7 +101,8 @@ def _read_masks(masks: list[MaskSpec], height: int, width: int,
 def segment_video(predictor: VideoPredictor, video: object, masks: str | os.PathLike | list[MaskSpec],
                   out_dir: str | os.PathLike, overlay: str | os.PathLike | None = None,
                   progress: bool = True, direction: str | None = None, drop: bool = True,
-                  reference: str = "first", session: SessionFile | None = None) -> SegmentStats:
+                  reference: str = "first", session: SessionFile | None = None,
+                  on_frame: Callable[[], None] | None = None) -> SegmentStats:
     """Segment the objects of ``masks`` through ``video``.
 
     ``masks``: one mask file (frame 0) or ``(frame, path)`` pairs; each is a label map whose
@@ -114,6 +115,7 @@ def segment_video(predictor: VideoPredictor, video: object, masks: str | os.Path
     :meth:`VideoPredictor.init_state`. ``session``: a session file's masks
     (:mod:`ssmvos.io.session_file`), taken with ``masks`` after checking that the session
     was made for this video; a frame with a mask in both is an error naming both.
+    ``on_frame``: called after each frame is done (``ssmvos batch``'s progress).
 
     Writes ``<out_dir>/<frame name>.png`` palette label maps at the video's resolution and,
     if asked, an overlay video, as frames are done. Inputs are checked before any output is
@@ -146,7 +148,7 @@ def segment_video(predictor: VideoPredictor, video: object, masks: str | os.Path
         for frame in sorted(given):  # in frame order: an object's first mask is its earliest
             for obj_id, mask in given[frame].items():
                 predictor.add_new_mask(state, frame, obj_id, mask, need_output=False)
-        return _Run(predictor, state, out_dir, overlay, progress).run(direction, min(given), max(given))
+        return _Run(predictor, state, out_dir, overlay, progress, on_frame).run(direction, min(given), max(given))
     finally:
         predictor.close_state(state)
 
@@ -196,13 +198,13 @@ class _Run:
     """
 
     def __init__(self, predictor: VideoPredictor, state: VideoState, out_dir: Path,
-                 overlay: str | os.PathLike | None, progress: bool):
+                 overlay: str | os.PathLike | None, progress: bool, on_frame: Callable[[], None] | None = None):
         self.predictor, self.state, self.out_dir, self.overlay_path = predictor, state, out_dir, overlay
         self.writer: OverlayWriter | None = None
         self.written: set[int] = set()
         self.waiting: set[int] = set()  # PNG written by a backward pass, overlay frame not yet
         self.stats = SegmentStats(0, len(state.objects), 0.0)
-        self.progress = progress
+        self.progress, self.on_frame = progress, on_frame
 
     def run(self, direction: str, first: int, last: int) -> SegmentStats:
         n = self.state.num_frames
@@ -244,6 +246,8 @@ class _Run:
             self.written.add(index)
             self.stats.frames = len(self.written)
             self.bar.update(1)
+            if self.on_frame is not None:
+                self.on_frame()
 
     def _flush_overlay(self, below: int | None) -> None:
         """Overlay frames, from their PNGs, for the waiting frames before ``below`` (all: None)."""
