@@ -34,6 +34,7 @@ from starlette.staticfiles import StaticFiles
 from ..data.io import VIDEO_SUFFIXES
 from ..assets import demo_clip
 from ..errors import SSMVOSError
+from ..numbers import is_number
 from .session import AppSession, confined, list_folder, png_to_labels, session_json, unpack_frames_zip
 
 log = logging.getLogger("ssmvos.app")
@@ -175,7 +176,7 @@ def create_app(predictor, config: AppConfig | None = None) -> Starlette:
             raise SSMVOSError(f"upload a video ({', '.join(VIDEO_SUFFIXES)}) or a .zip of frames, not {name!r}")
         limit = config.max_upload_mb * 2**20
         declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
+        if declared is not None and is_number(declared) and int(declared) > limit:
             raise HTTPException(413, f"the upload is larger than the server's limit of {config.max_upload_mb} MiB")
         folder = session.folder / f"upload-{secrets.token_hex(4)}"
         folder.mkdir()

@@ -56,16 +56,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def parse_mask(text: str) -> tuple[int, str]:
     """``PATH`` (frame 0) or ``FRAME:PATH`` -> (frame, path); an existing file is always a PATH."""
     from ..errors import SSMVOSError
+    from ..numbers import parse_number
 
     frame, sep, path = text.partition(":")
     if not sep or os.path.exists(text):
         return 0, text
-    if not frame.strip().isdigit():
+    number = parse_number(frame.strip())
+    if number is None:
+        if frame.strip().startswith("-") and parse_number(frame.strip()[1:]) is not None:
+            raise SSMVOSError(f"--mask {text}: frame numbers start at 0, not {frame.strip()}")
         raise SSMVOSError(f"--mask {text}: no such file, and {frame!r} is not a frame number (use FRAME:PATH with "
-                          "FRAME = 0, 1, ...)")
+                          "FRAME = 0, 1, ... in ASCII digits)")
     if not path:
         raise SSMVOSError(f"--mask {text}: no mask file after the frame number")
-    return int(frame), path
+    return number, path
 
 
 def run(args: argparse.Namespace) -> int:

@@ -129,3 +129,23 @@ class HelpFormatter(argparse.HelpFormatter):
                                      break_long_words=False, break_on_hyphens=False)
             out.append("")
         return "\n".join(out[:-1])
+
+
+def join_dashed_values(argv: list[str], flags: tuple[str, ...] = ("--mask",)) -> list[str]:
+    """``--mask -1:m.png`` as ``--mask=-1:m.png``: argparse takes a value that starts with '-'
+    for a flag ("expected one argument"); joined, it reaches ``segment.parse_mask``, which says
+    what is wrong with it."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            return out + argv[i:]
+        nxt = argv[i + 1] if i + 1 < len(argv) else None
+        if arg in flags and isinstance(nxt, str) and nxt.startswith("-") and nxt != "-" and ":" in nxt:
+            out.append(f"{arg}={nxt}")
+            i += 2
+            continue
+        out.append(arg)
+        i += 1
+    return out

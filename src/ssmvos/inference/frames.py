@@ -35,6 +35,7 @@ import numpy as np
 
 from ..data.io import VIDEO_SUFFIXES, list_frames, open_video, read_frame
 from ..errors import SSMVOSError
+from ..numbers import is_number
 
 
 class FrameSource:
@@ -625,7 +626,7 @@ def is_live(video: object) -> bool:
         return True
     if isinstance(video, (str, os.PathLike)):
         text = os.fspath(video)
-        return text == "-" or "://" in text or (text.isdigit() and not Path(text).exists())
+        return text == "-" or "://" in text or (is_number(text) and not Path(text).exists())
     return hasattr(video, "__iter__")
 
 
@@ -657,7 +658,7 @@ def open_frames(video: object, queue_size: int = 4, drop: bool = True) -> FrameS
             return FrameFiles(list_frames(path))
         if path.is_file():
             return VideoFile(path)
-        if text.isdigit():
+        if is_number(text):
             return CaptureStream(int(text), queue_size, drop)
         if path.suffix.lower() in VIDEO_SUFFIXES:
             return VideoFile(path)  # raises naming the missing file

@@ -20,6 +20,7 @@ from tqdm import tqdm
 from ..atomic import check_output_folder, is_temporary, remove_temporaries
 from ..data.io import read_mask, write_palette_png
 from ..errors import SSMVOSError
+from ..numbers import is_number
 
 MODES = ("soft", "hard")
 
@@ -79,7 +80,7 @@ def _object_dirs(video_dir: Path) -> list[tuple[int, Path]]:
     for d in video_dir.iterdir():
         if not d.is_dir():
             continue
-        if not d.name.isdigit():
+        if not is_number(d.name):
             raise SSMVOSError(f"{d} is not an object folder (object folders are named by their numeric id)")
         dirs.append((int(d.name), d))
     return sorted(dirs)
