@@ -37,7 +37,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="take the masks of a session file saved by 'ssmvos app' (with any --mask given too)")
     p.add_argument("--direction", choices=DIRECTIONS, default=None,
                    help="forward from the first mask, backward from the last, or both: every object backward and "
-                   "forward from its first mask (default both; live sources: forward only)")
+                   "forward from its first mask (default both; live sources: forward only). Frames that forward "
+                   "(before the first mask) or backward (after the last) does not reach get no PNG, with a note on "
+                   "stderr")
     p.add_argument("--reference", choices=["first", "latest"], default="first",
                    help="after a correction, match frames against the object's first mask (default, as the "
                    "original) or the latest mask given")
@@ -115,8 +117,12 @@ def _segment(args: argparse.Namespace, masks: list[tuple[int, str]]) -> int:
     if stats.unmasked:
         where = "before the first mask" if stats.unmasked.start == 0 else "after the last mask"
         hint = "--direction both" if stats.unmasked.start == 0 else "--direction both or forward"
-        print(f"note: frames {stats.unmasked.start}..{stats.unmasked.stop - 1} come {where} and were not segmented "
-              f"with --direction {args.direction}: they have no PNG ({hint} segments them)", file=sys.stderr)
+        first, last = stats.unmasked.start, stats.unmasked.stop - 1
+        one = first == last
+        which = f"frame {first} comes" if one else f"frames {first}..{last} come"
+        print(f"note: {which} {where} and {'was' if one else 'were'} not segmented with --direction "
+              f"{args.direction}: no PNG is written for {'it' if one else 'them'} ({hint} segments them)",
+              file=sys.stderr)
     if stats.interrupted:
         print(f"ssmvos segment: interrupted after {stats.frames} frames; their masks are complete in {args.out}"
               + (f" and in the overlay {args.overlay}" if args.overlay and stats.frames else "")
