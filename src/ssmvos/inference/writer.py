@@ -1,10 +1,21 @@
-"""Background writing of output files, so PNG encoding overlaps the network."""
+"""Background writing of output files, so PNG encoding overlaps the network.
+
+Two pools: threads (the default; zlib releases the GIL while it compresses, but Pillow's
+filtering and the Python around each file hold it) or processes (``pool="processes"``: a
+forkserver pool where the platform has one, else spawn; each task's array is pickled to the
+worker, and the functions must be importable module-level functions). The files are the same
+either way; figures for both are in benchmarks/README.md (``bench_evaluate_io.py``).
+"""
 from __future__ import annotations
 
+import multiprocessing
+import signal
 import sys
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, Callable
+
+POOLS = ("threads", "processes")
 
 
 #: Python's thread switch interval while writers run. At the default 5 ms, a writer thread
@@ -14,14 +25,23 @@ SWITCH_INTERVAL = 0.0005
 
 
 class AsyncWriter:
-    """Runs write calls in threads, at most ``max_pending`` queued; re-raises the first error.
+    """Runs write calls in threads (or processes: ``pool``), at most ``max_pending`` queued;
+    re-raises the first error.
 
     While open it shortens Python's thread switch interval to ``SWITCH_INTERVAL`` (restored
     on close), so that the writers do not hold up the thread that feeds the GPU.
     """
 
-    def __init__(self, workers: int = 2, max_pending: int = 64):
-        self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="ssmvos-write")
+    def __init__(self, workers: int = 2, max_pending: int = 64, pool: str = "threads"):
+        if pool not in POOLS:
+            raise ValueError(f"pool must be one of {POOLS}, not {pool!r}")
+        self._pool: Executor
+        if pool == "processes":
+            method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+            self._pool = ProcessPoolExecutor(max_workers=max(1, workers), initializer=_ignore_interrupts,
+                                             mp_context=multiprocessing.get_context(method))
+        else:
+            self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="ssmvos-write")
         self._pending: deque[Future] = deque()
         self._max_pending = max_pending
         self._switch_interval = sys.getswitchinterval()
@@ -55,3 +75,8 @@ class AsyncWriter:
             self.close()
         else:  # an error is already on its way: do not mask it
             self._shutdown()
+
+
+def _ignore_interrupts() -> None:
+    """A writer process leaves Ctrl-C to the main process, which finishes or cancels its work."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
