@@ -35,13 +35,9 @@ class AsyncWriter:
     def __init__(self, workers: int = 2, max_pending: int = 64, pool: str = "threads"):
         if pool not in POOLS:
             raise ValueError(f"pool must be one of {POOLS}, not {pool!r}")
-        self._pool: Executor
-        if pool == "processes":
-            method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-            self._pool = ProcessPoolExecutor(max_workers=max(1, workers), initializer=_ignore_interrupts,
-                                             mp_context=multiprocessing.get_context(method))
-        else:
-            self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="ssmvos-write")
+        self._shared = pool == "processes"
+        self._pool: Executor = (_process_pool(max(1, workers)) if self._shared else
+                                ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="ssmvos-write"))
         self._pending: deque[Future] = deque()
         self._max_pending = max_pending
         self._switch_interval = sys.getswitchinterval()
@@ -64,7 +60,15 @@ class AsyncWriter:
             self._shutdown()
 
     def _shutdown(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._shared:  # the process pool outlives this writer: cancel what did not start, wait for the rest
+            for future in self._pending:
+                future.cancel()
+            for future in self._pending:
+                if not future.cancelled():
+                    future.exception()
+            self._pending.clear()
+        else:
+            self._pool.shutdown(wait=True, cancel_futures=True)
         sys.setswitchinterval(self._switch_interval)
 
     def __enter__(self) -> "AsyncWriter":
@@ -80,3 +84,20 @@ class AsyncWriter:
 def _ignore_interrupts() -> None:
     """A writer process leaves Ctrl-C to the main process, which finishes or cancels its work."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+#: worker count -> the process's PNG writer processes (started once: a pool's start costs
+#: seconds where the main module imports torch, see benchmarks/README.md)
+_PROCESS_POOLS: dict[int, ProcessPoolExecutor] = {}
+
+
+def _process_pool(workers: int) -> ProcessPoolExecutor:
+    """The process's pool of ``workers`` writer processes (forkserver where the platform has
+    it, else spawn: no fork of a process that holds CUDA and threads), started on first use
+    and again if a worker died."""
+    pool = _PROCESS_POOLS.get(workers)
+    if pool is None or getattr(pool, "_broken", False):
+        method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+        pool = _PROCESS_POOLS[workers] = ProcessPoolExecutor(
+            max_workers=workers, initializer=_ignore_interrupts, mp_context=multiprocessing.get_context(method))
+    return pool
