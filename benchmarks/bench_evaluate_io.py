@@ -51,7 +51,10 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--workers", type=int, default=2, help="PNG writers (threads or processes)")
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if not DAVIS16.is_dir():
         print(f"needs DAVIS 2016 under {DAVIS16}", file=sys.stderr)
         return 2
