@@ -17,4 +17,15 @@ def parse_number(text: str) -> int | None:
     return int(text) if is_number(text) else None
 
 
-__all__ = ["is_number", "parse_number"]
+def parse_int(text: str) -> int | None:
+    """``text`` (surrounding spaces allowed, an optional sign, then ASCII digits) as an int,
+    else None: a flag's value such as ``-1`` or ``+3``, never ``٣`` or ``²``."""
+    body = text.strip()
+    sign = -1 if body[:1] == "-" else 1
+    if body[:1] in "+-" and body:
+        body = body[1:]
+    value = parse_number(body)
+    return None if value is None else sign * value
+
+
+__all__ = ["is_number", "parse_int", "parse_number"]

@@ -15,6 +15,7 @@ import textwrap
 from collections.abc import Callable
 
 from ..pretrained import DEFAULT_INPUT_SIZE
+from ..numbers import parse_int
 
 
 def _bounds(lo: float | None, hi: float | None) -> str:
@@ -27,10 +28,9 @@ def int_range(lo: int | None = None, hi: int | None = None) -> Callable[[str], i
     """An argparse type: a whole number in [lo, hi] (None: unbounded on that side)."""
 
     def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        value = parse_int(text)
+        if value is None:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
         if (lo is not None and value < lo) or (hi is not None and value > hi):
             raise argparse.ArgumentTypeError(f"must be {_bounds(lo, hi)}, got {value}")
         return value
