@@ -455,7 +455,9 @@ def evaluate_end_to_end(report: Report, device: torch.device, model: SSM, data: 
             engine = variant_engine(model, (args.size, args.size), device, {**opts, "device_geometry": device_merge},
                                     max_batch=16)
             where = "device merge" if device_merge else "host merge"
-            evaluate_split(entries[:4], engine, workdir / "warm", workdir / "warm-merged", progress=False)
+            for pool in args.png_pools:  # warm-up, and the writer processes started (once per process)
+                evaluate_split(entries[:4], engine, workdir / "warm", workdir / "warm-merged", progress=False,
+                               io_workers=max(args.io_workers), png_pool=pool)
             for pool in args.png_pools:
                 for workers in args.io_workers:
                     engine.stage_seconds.clear()
