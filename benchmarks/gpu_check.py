@@ -456,8 +456,9 @@ def evaluate_end_to_end(report: Report, device: torch.device, model: SSM, data: 
                                     max_batch=16)
             where = "device merge" if device_merge else "host merge"
             for pool in args.png_pools:  # warm-up, and the writer processes started (once per process)
-                evaluate_split(entries[:4], engine, workdir / "warm", workdir / "warm-merged", progress=False,
-                               io_workers=max(args.io_workers), png_pool=pool)
+                for workers in args.io_workers:
+                    evaluate_split(entries[:4], engine, workdir / "warm", workdir / "warm-merged", progress=False,
+                                   io_workers=workers, png_pool=pool)
             for pool in args.png_pools:
                 for workers in args.io_workers:
                     engine.stage_seconds.clear()
