@@ -622,7 +622,8 @@ def main() -> int:
     args.objects = [1, 2] if smoke else [1, 2, 5, 10]
     args.io_workers = [2] if smoke else [2, 4]
     args.png_pools = args.png_pools.split(",")
-    args.device_merge = [True, False]  # merging and quantisation on the network's device, or on the host
+    # merging and quantisation on the network's device, or on the host (smoke: the device path only, to stay short)
+    args.device_merge = [True] if smoke else [True, False]
     args.compile_cost = 90.0
     args.train_size = 224 if smoke else 512
     args.train_batch = 1 if smoke else 16
