@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from ssmvos.data.io import read_mask  # noqa: E402
-from ssmvos.inference.frames import VideoFile  # noqa: E402
+from ssmvos.io.frames import VideoFile  # noqa: E402
 from ssmvos.inference.results import Provenance, ResultStore  # noqa: E402
 
 

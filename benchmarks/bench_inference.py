@@ -37,7 +37,7 @@ from ssmvos.data import geometry  # noqa: E402
 from ssmvos.data.io import list_frames, object_mask, read_frame, read_mask, write_gray_png  # noqa: E402
 from ssmvos.data.tensors import image_to_tensor, mask_to_tensor  # noqa: E402
 from ssmvos.inference.engine import Engine, VideoState  # noqa: E402
-from ssmvos.inference.frames import FrameFiles  # noqa: E402
+from ssmvos.io.frames import FrameFiles  # noqa: E402
 from ssmvos.runtime import BACKENDS, autocast  # noqa: E402
 
 

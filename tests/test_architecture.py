@@ -69,9 +69,20 @@ def _assigned_names(module: str) -> set[str]:
             for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(t, ast.Name)}
 
 
+def _defined_functions(module: str) -> set[str]:
+    tree = ast.parse(MODULES[module].read_text())
+    return {node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
+
+
 def test_one_definition_of_each_shared_concept():
-    for name in ("DIRECTIONS", "DAVIS_PALETTE", "IMAGENET_MEAN", "PUBLISHED", "REFERENCES"):
+    for name in ("DIRECTIONS", "DAVIS_PALETTE", "VOID_LABEL", "IMAGENET_MEAN", "PUBLISHED", "REFERENCES",
+                 "SESSION_VERSION"):
         owners = [m for m in MODULES if name in _assigned_names(m)]
+        assert len(owners) == 1, f"{name} is defined in {owners}"
+    # label maps: one reader and one writer (io/labels.py); the session file: io/session_file.py
+    for name in ("decode_label_values", "read_label_map", "artefact_labels", "write_gray_png", "encode_label_png",
+                 "session_dict"):
+        owners = [m for m in MODULES if name in _defined_functions(m)]
         assert len(owners) == 1, f"{name} is defined in {owners}"
 
 
@@ -87,6 +98,10 @@ def test_layers_import_downwards():
             for internal in ("ssmvos.inference.engine", "ssmvos.inference.results", "ssmvos.inference.crops",
                              "ssmvos.runtime"):
                 assert not reaches(module, internal), f"{module} imports {internal}"
+        if module.startswith("ssmvos.cli") and module != "ssmvos.cli.app":  # the session file is io's
+            assert not reaches(module, "ssmvos.app"), f"{module} imports the app"
+        if module in ("ssmvos.io.labels", "ssmvos.io.session_file"):  # file formats know nothing above them
+            assert GRAPH[module] <= {"ssmvos.errors", "ssmvos.atomic", "ssmvos.io.labels"}, GRAPH[module]
         if not module.startswith(("ssmvos.cli", "ssmvos.app")) and module != "ssmvos.__main__":
             assert not reaches(module, "ssmvos.cli"), f"{module} imports the command line"
     app_sources = "\n".join(p.read_text() for p in (PACKAGE / "app").glob("*.py"))

@@ -166,7 +166,7 @@ def test_masks_grabcut_and_bad_requests(client):
     assert "grabcut needs" in error_of(client.post(f"{base}/grabcut", json={"frame": 0}), 400)
     assert "not JSON" in error_of(client.post(f"{base}/grabcut", content=b"{oops"), 400)
     # an RGB 'mask' is refused with how to fix it; a palette PNG is taken
-    ok, rgb = cv2.imencode(".png", np.zeros((480, 854, 3), np.uint8) + 7)
+    ok, rgb = cv2.imencode(".png", np.zeros((480, 854, 3), np.uint8) + np.uint8([0, 0, 7]))  # grey would be L
     assert "not a label map" in error_of(client.post(f"{base}/frames/0/annotation/import", content=rgb.tobytes()), 400)
     pal = io.BytesIO()
     from PIL import Image

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -64,6 +65,7 @@ class Workspace:
         write_palette_png(self.mask, self.labels)
         self._bad_frames()
         self._bad_masks()
+        self._sessions()
         self._checkpoints()
         self._splits()
         self._soft_masks()
@@ -82,6 +84,11 @@ class Workspace:
             (self.truncated / f.name).write_bytes(f.read_bytes())
         data = (self.truncated / "00002.jpg").read_bytes()
         (self.truncated / "00002.jpg").write_bytes(data[: len(data) * 2 // 3])
+        for name, empty in (("empty_first", "00000.jpg"), ("empty_middle", "00002.jpg")):  # zero-byte frames
+            folder = self.path(name)
+            shutil.copytree(self.frames, folder)
+            (folder / empty).write_bytes(b"")
+            setattr(self, name, folder)
         self.fake_video = self.path("fake.mp4")
         self.fake_video.write_text("not a video")
         self.path("ro").mkdir()  # stands for a read-only mount in the faults that make it one
@@ -89,6 +96,28 @@ class Workspace:
         self.a_file.write_text("not a folder")
         self.a_dir = self.path("a_dir")
         self.a_dir.mkdir()
+
+    def _sessions(self) -> None:
+        """Session files (ssmvos app's format) for the 3-frame clip, each wrong in one field."""
+        from ssmvos.io.session_file import SessionVideo, session_dict
+
+        def write(name: str, num_frames: int = 3, size: tuple[int, int] = (H, W), **change) -> Path:
+            data = session_dict(SessionVideo("frames", num_frames, *size), {0: cv2.resize(
+                self.labels, size[::-1], interpolation=cv2.INTER_NEAREST)})
+            for key, value in change.items():
+                where = data["video"] if key in ("width", "height") else data
+                where[key] = value
+            path = self.path(name)
+            path.write_text(json.dumps(data))
+            return path
+
+        good = session_dict(SessionVideo("frames", 3, H, W), {0: self.labels})["masks"]["0"]
+        self.session = write("session.json")
+        self.session_far = write("session_far.json", masks={"0": good, "40": good})
+        self.session_true = write("session_true.json", width=True)
+        self.session_digits = write("session_digits.json", masks={"9" * 300: good})
+        self.session_frames = write("session_frames.json", num_frames=50)
+        self.session_size = write("session_size.json", size=(H * 2, W * 2))
 
     def _bad_masks(self) -> None:
         binary = np.where(self.labels > 0, 255, 0).astype(np.uint8)
@@ -130,6 +159,14 @@ class Workspace:
                                                                 for i, e in enumerate(entries)])
         self.split_null = self._write_split("split_null.json", [{**e, "image_path": None} if i == 0 else e
                                                                 for i, e in enumerate(entries)])
+        for name, empty in (("empty_first", "00000.jpg"), ("empty_middle", "00002.jpg")):  # zero-byte frames
+            images = self.path(f"{name}_images")
+            (images / "blackswan").mkdir(parents=True)
+            for e in entries:
+                shutil.copy(e["image_path"], images / "blackswan")
+            (images / "blackswan" / empty).write_bytes(b"")
+            setattr(self, f"split_{name}", self._write_split(f"split_{name}.json",
+                                                             davis_entries("blackswan", ann, [255], 3, images)))
         self.split_dict = self.path("split_dict.json")
         self.split_dict.write_text(json.dumps({"entries": entries}))
         colour = self.path("colour_annotations")
@@ -243,6 +280,11 @@ def segment(ws: Workspace, out: str, *extra, frames: Path | None = None, mask: P
             "--weights", ws.ckpt, *SEG, *extra]
 
 
+def with_session(ws: Workspace, session: Path) -> list:
+    """``segment --session FILE`` without a --mask."""
+    return ["segment", "--frames", ws.frames, "--session", session, "--out", ws.path("s"), "--weights", ws.ckpt, *SEG]
+
+
 def evaluate(ws: Workspace, out: str, *extra, split: Path | None = None) -> list:
     return ["evaluate", "--split", split or ws.split, "--resume", ws.ckpt, "--save-dir", ws.path(out), *EVAL, *extra]
 
@@ -263,6 +305,10 @@ def _merge_ignored_leftovers(ws: Workspace) -> None:
     out = ws.path("merge_leftovers", "v")
     assert _pngs(out) == ["00000.png", "00001.png", "00002.png"]  # no frame 00003 from the leftover
     assert read_mask(out / "00000.png").max() == 1
+
+
+def _wrote_frames_before_the_empty_one(folder: Path) -> None:
+    assert _pngs(folder) == ["00000.png", "00001.png"]  # the frames before 00002.jpg, complete (outputs)
 
 
 def _segment_wrote_the_first_frames(ws: Workspace) -> None:
@@ -308,11 +354,35 @@ TABLE: dict[str, Callable[[Workspace], Case]] = {
     "segment truncated JPEG frame": lambda ws: Case(segment(ws, "seg_trunc", frames=ws.truncated), 1,
                                                     ("00002.jpg", "cannot be decoded completely"),
                                                     outputs=("seg_trunc",)),
+    "segment zero-byte first frame": lambda ws: Case(segment(ws, "seg_empty0", frames=ws.empty_first), 1,
+                                                     ("00000.jpg", "empty file (0 bytes)"), outputs=("seg_empty0",)),
+    "segment zero-byte middle frame": lambda ws: Case(
+        segment(ws, "seg_empty2", frames=ws.empty_middle), 1, ("00002.jpg", "empty file (0 bytes)"),
+        outputs=("seg_empty2",), check=lambda: _wrote_frames_before_the_empty_one(ws.path("seg_empty2"))),
     "segment mask saved as JPEG": lambda ws: Case(segment(ws, "s", mask=ws.mask_jpeg), 1, ("mask_as.jpg", "JPEG")),
     "segment mask with JPEG artefacts": lambda ws: Case(segment(ws, "s", mask=ws.mask_lossy), 1,
                                                         ("mask_lossy.png", "looks like a lossy image")),
     "segment RGB colour mask": lambda ws: Case(segment(ws, "s", mask=ws.mask_rgb), 1,
                                                ("mask_rgb.png", "colour", "not a label map", "palette or grayscale")),
+    # ---- segment --session: errors name the session file and its field or frame (issue 26.5)
+    "segment --session mask beyond the video": lambda ws: Case(
+        with_session(ws, ws.session_far), 1,
+        ("session_far.json", "mask for frame 40", "the video has 3 frames")),
+    "segment --session width true": lambda ws: Case(
+        with_session(ws, ws.session_true), 1,
+        ("session_true.json", "video.width must be a whole number", "not true")),
+    "segment --session 300-digit frame key": lambda ws: Case(
+        with_session(ws, ws.session_digits),
+        1, ("session_digits.json", "300 digits", "not a frame number")),
+    "segment --session and --mask on one frame": lambda ws: Case(
+        segment(ws, "s", "--session", ws.session), 1,
+        ("two masks for frame 0", "mask.png", "session.json")),
+    "segment --session of another video (frames)": lambda ws: Case(
+        with_session(ws, ws.session_frames),
+        1, ("session_frames.json", "50 frames", "the video has 3 frames", "another video")),
+    "segment --session of another video (size)": lambda ws: Case(
+        with_session(ws, ws.session_size), 1,
+        ("session_size.json", f"{W * 2}x{H * 2}", f"the frames are {W}x{H}", "another video")),
     "segment --overlay is a folder": lambda ws: Case(segment(ws, "s", "--overlay", ws.a_dir), 1,
                                                      ("--overlay", "a_dir is a directory")),
     "segment --out is a file": lambda ws: Case(segment(ws, "s")[:5] + ["--out", ws.a_file] + segment(ws, "s")[7:], 1,
@@ -370,6 +440,13 @@ TABLE: dict[str, Callable[[Workspace], Case]] = {
                                                         ("entry 1", "frame_index must be an integer", "'one'")),
     "evaluate split null image_path": lambda ws: Case(evaluate(ws, "e", split=ws.split_null), 1,
                                                       ("entry 0", "image_path must be a non-empty string", "None")),
+    "evaluate zero-byte first frame": lambda ws: Case(evaluate(ws, "eval_empty0", split=ws.split_empty_first), 1,
+                                                      ("00000.jpg", "empty file (0 bytes)"), outputs=("eval_empty0",)),
+    "evaluate zero-byte middle frame": lambda ws: Case(
+        evaluate(ws, "eval_empty2", "--merged-dir", ws.path("eval_empty2", "merged"), split=ws.split_empty_middle), 1,
+        ("00002.jpg", "empty file (0 bytes)"), outputs=("eval_empty2",),
+        check=lambda: (_wrote_frames_before_the_empty_one(ws.path("eval_empty2", "blackswan", "255")),
+                       _wrote_frames_before_the_empty_one(ws.path("eval_empty2", "merged", "blackswan")))),
     "evaluate split is an object": lambda ws: Case(evaluate(ws, "e", split=ws.split_dict), 1,
                                                    ("split_dict.json", "JSON list")),
     "evaluate RGB colour annotation": lambda ws: Case(evaluate(ws, "eval_rgb", split=ws.split_rgb), 1,

@@ -12,8 +12,9 @@ import pytest
 
 from local_http import LocalServer
 from ssmvos import SSMVOSError
-from ssmvos.inference import frames as frames_module
-from ssmvos.inference.frames import ArrayFrames, CaptureStream, IterableStream, PipeStream, VideoFile, open_frames
+from ssmvos.io.frames import video as video_module
+from ssmvos.io.frames import (ArrayFrames, CaptureStream, FrameFiles, IterableStream, PipeStream, VideoFile, is_live,
+                              open_frames)
 
 N = 120
 
@@ -53,8 +54,8 @@ def test_video_random_access_equals_sequential_decoding(numbered_mp4, monkeypatc
     assert len(video) == N and video.fps == 25 and video.exact_seek
     seq = [frame for _, frame in video.iterate(list(range(N)))]
     assert len({f.tobytes() for f in seq}) == N
-    real_open = frames_module.open_video
-    monkeypatch.setattr(frames_module, "open_video", lambda p: (_CountingCapture(real_open(p)[0]), 25.0))
+    real_open = video_module.open_video
+    monkeypatch.setattr(video_module, "open_video", lambda p: (_CountingCapture(real_open(p)[0]), 25.0))
     for i in (100, 5, 119, 0, 60, 61, 63, 90, 30, 118):
         assert np.array_equal(video.get(i), seq[i]), i
     # seeking, not decoding from frame 0: only the short jump 61 -> 63 was decoded through
@@ -174,3 +175,38 @@ def test_network_stream_and_bad_live_sources(numbered_mp4):
         open_frames("57")
     with pytest.raises(SSMVOSError, match="frame 1 of the iterable is 4×4 float64"):
         _stream(IterableStream(iter([np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4))])))
+
+
+def test_is_live_follows_open_frames_dispatch(tmp_path, numbered_mp4):
+    folder = tmp_path / "0"  # a folder named like a camera index is a folder
+    folder.mkdir()
+    cv2.imwrite(str(folder / "00000.png"), np.zeros((8, 8, 3), np.uint8))
+    frames = np.zeros((2, 8, 8, 3), np.uint8)
+    for video, kind in ((folder, FrameFiles), (numbered_mp4, VideoFile), (frames, ArrayFrames),
+                        ([folder / "00000.png"], FrameFiles), (io.BytesIO(b"\xff\xd8 not a jpeg"), PipeStream),
+                        (iter([frames[0]]), IterableStream)):
+        assert is_live(video) == kind.live, kind
+        try:
+            source = open_frames(video)
+        except SSMVOSError:
+            assert kind is PipeStream  # the broken JPEG: opening reads the first frame
+            continue
+        assert type(source) is kind
+        source.close()
+    for video in ("rtsp://127.0.0.1:9/x", "-", 3, str(tmp_path / "nothing"), "²", True, object()):
+        assert is_live(video) == (video in ("rtsp://127.0.0.1:9/x", "-", 3)), video
+    for video in (str(tmp_path / "nothing"), "²", True, object()):
+        with pytest.raises(SSMVOSError):
+            open_frames(video)
+
+
+def test_the_old_import_paths_name_the_same_objects():
+    import ssmvos.data.io as data_io
+    import ssmvos.inference.frames as old
+    from ssmvos.io.frames import files, open as open_module, video
+
+    assert old.open_frames is open_module.open_frames and old.is_live is open_module.is_live
+    assert old.FrameFiles is FrameFiles and old.VideoFile is VideoFile and old.PipeStream is PipeStream
+    assert data_io.list_frames is files.list_frames and data_io.read_frame is files.read_frame
+    assert data_io.open_video is video.open_video and data_io.VIDEO_SUFFIXES is video.VIDEO_SUFFIXES
+    assert data_io.IMAGE_SUFFIXES is files.IMAGE_SUFFIXES

@@ -7,10 +7,9 @@ import pytest
 from PIL import Image
 
 from conftest import DAVIS16, require_shared
-from ssmvos.data.io import (DAVIS_PALETTE, list_frames, object_mask, read_frame, read_mask,
-                            write_gray_png, write_palette_png)
+from ssmvos.data.io import DAVIS_PALETTE, object_mask, read_mask, write_gray_png, write_palette_png
 from ssmvos.errors import SSMVOSError
-from ssmvos.inference.frames import VideoFile
+from ssmvos.io.frames import VideoFile, list_frames, read_frame
 
 
 def test_palette_png_round_trip_with_the_davis_colours(tmp_path):
@@ -64,7 +63,7 @@ def test_masks_in_other_formats(tmp_path):
     with pytest.raises(SSMVOSError, match="rgb.png is a colour .* not a label map"):  # not its first channel
         read_mask(tmp_path / "rgb.png")
     Image.fromarray(labels > 0).save(tmp_path / "bits.png")
-    np.testing.assert_array_equal(read_mask(tmp_path / "bits.png"), (labels > 0) * 255)
+    np.testing.assert_array_equal(read_mask(tmp_path / "bits.png"), labels > 0)  # 1-bit: object 1
     Image.fromarray(labels.astype(np.uint16)).save(tmp_path / "u16.png")
     np.testing.assert_array_equal(read_mask(tmp_path / "u16.png"), labels)
     Image.fromarray((labels.astype(np.uint16) * 1000)).save(tmp_path / "big.png")

@@ -13,7 +13,7 @@ from ssmvos.data import geometry
 from ssmvos.data.io import read_mask
 from ssmvos.data.tensors import image_to_tensor, normalize_images
 from ssmvos.inference.engine import Engine, VideoState
-from ssmvos.inference.frames import FrameFiles
+from ssmvos.io.frames import FrameFiles
 from ssmvos.runtime import RuntimeSpec, TorchRunner, matmul_scope, precision_scope, resolve_device
 
 INPUTS = ("ref_img", "ref_mask", "cur_img", "prev_mask")

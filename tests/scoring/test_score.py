@@ -149,7 +149,7 @@ def small(tmp_path):
     (lambda d: write_png(d / "res" / "v" / "00001.png", np.full((20, 30), 3)), "object id 3"),
     (lambda d: write_png(d / "res" / "v" / "00001.png", np.full((20, 30), 255)), "object id 255"),
     (lambda d: (d / "res" / "v" / "00001.png").write_bytes(b"not a png"), "cannot read PNG"),
-    (lambda d: Image.new("RGB", (30, 20)).save(d / "res" / "v" / "00001.png"), "not an indexed or grayscale"),
+    (lambda d: Image.new("RGB", (30, 20), (200, 0, 0)).save(d / "res" / "v" / "00001.png"), "not an indexed or grayscale"),
     (lambda d: (d / "res" / "v").rename(d / "res" / "w"), "missing results folder for video v"),
     (lambda d: (d / "ann" / "v" / "00002.png").unlink(), "needs at least 3"),
 ])

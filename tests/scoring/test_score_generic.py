@@ -65,7 +65,7 @@ def dataset(tmp_path: Path) -> Path:
     for t in range(50):
         name = f"{t:05d}.png"
         if t % 5:
-            Image.new("RGB", SHAPE[::-1]).save(_mkdir(tmp_path / "res" / "sparse") / name)
+            Image.new("RGB", SHAPE[::-1], (200, 0, 0)).save(_mkdir(tmp_path / "res" / "sparse") / name)
             continue
         gt = frame((OBJ2, 2), *([(OBJ7, 7)] if t >= 20 else []))
         res = frame((OBJ2, 2))
@@ -277,8 +277,8 @@ def small(tmp_path):
 @pytest.mark.parametrize("damage, needle", [
     (lambda d: (d / "res" / "v" / "00001.png").unlink(), "missing result frame"),
     (lambda d: write_png(d / "res" / "v" / "00001.png", np.zeros((10, 60))), "is 60x10 but its annotation"),
-    (lambda d: Image.new("RGB", SHAPE[::-1]).save(d / "res" / "v" / "00001.png"), "not an indexed or grayscale"),
-    (lambda d: Image.new("RGB", SHAPE[::-1]).save(d / "ann" / "v" / "00001.png"), "not an indexed or grayscale"),
+    (lambda d: Image.new("RGB", SHAPE[::-1], (200, 0, 0)).save(d / "res" / "v" / "00001.png"), "not an indexed or grayscale"),
+    (lambda d: Image.new("RGB", SHAPE[::-1], (200, 0, 0)).save(d / "ann" / "v" / "00001.png"), "not an indexed or grayscale"),
     (lambda d: (d / "res" / "v").rename(d / "res" / "w"), "missing results folder for video v"),
 ])
 def test_bad_input_names_the_problem(small, damage, needle):

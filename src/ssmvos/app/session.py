@@ -8,7 +8,6 @@ video costs little memory. Nothing here knows about HTTP.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import shutil
 import tempfile
@@ -22,39 +21,27 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
 
-from ..data.io import DAVIS_PALETTE, VIDEO_SUFFIXES, IMAGE_SUFFIXES
 from ..errors import SSMVOSError
+from ..io import session_file as _session_file
+from ..io.frames.files import IMAGE_SUFFIXES, frame_key
+from ..io.frames.video import VIDEO_SUFFIXES
+from ..io.labels import decode_label_values, encode_label_png, read_object_labels
 from ..options import DIRECTIONS
 
-SESSION_FORMAT = "ssmvos-session/1"
+SESSION_FORMAT = _session_file.OLD_FORMAT  # the unversioned format of the first release (still read)
 
 
 # --------------------------------------------------------------------------- label maps <-> bytes
 def labels_to_png(labels: np.ndarray, palette: bool = False) -> bytes:
     """H×W uint8 labels -> PNG bytes (grayscale: values are the labels; or DAVIS palette)."""
-    image = Image.fromarray(np.ascontiguousarray(labels, dtype=np.uint8), mode="P" if palette else "L")
-    if palette:
-        image.putpalette(DAVIS_PALETTE)
-    buf = io.BytesIO()
-    image.save(buf, format="PNG", compress_level=1)
-    return buf.getvalue()
+    return encode_label_png(labels, palette=palette, compress_level=1)
 
 
 def png_to_labels(data: bytes, what: str) -> np.ndarray:
-    """PNG/JPEG bytes of a label map (palette or single channel) -> H×W uint8 labels."""
-    try:
-        image = Image.open(io.BytesIO(data))
-        image.load()
-    except Exception as exc:  # noqa: BLE001 - any decoder failure is the same user error
-        raise SSMVOSError(f"{what} is not a readable image ({type(exc).__name__})") from None
-    if image.mode in ("P", "L"):
-        return np.asarray(image, dtype=np.uint8)
-    if image.mode in ("1", "I;16", "I"):
-        return (np.asarray(image) > 0).astype(np.uint8)
-    raise SSMVOSError(f"{what} is a {image.mode} colour image, not a label map: save the mask as a palette or "
-                      "grayscale PNG whose pixel values are the object ids (0 = background)")
+    """PNG bytes of a label map -> H×W uint8 object ids, by :mod:`ssmvos.io.labels`' rules
+    for a user's mask (a binary 0/255 mask is object 1; JPEG and colour images refused)."""
+    return read_object_labels(data, what)
 
 
 # --------------------------------------------------------------------------- paths
@@ -118,7 +105,7 @@ def unpack_frames_zip(archive: Path, into: Path, max_bytes: int, max_files: int 
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
         raise SSMVOSError(f"the upload is not a readable zip of frames ({exc})") from None
     size = None
-    for name in sorted(names):  # every frame must decode, at one size
+    for name in sorted(names, key=frame_key):  # every frame must decode, at one size
         image = cv2.imread(str(into / name), cv2.IMREAD_COLOR)
         if image is None:
             raise SSMVOSError(f"frame {name} in the zip is not a readable image")
@@ -248,7 +235,7 @@ class AppSession:
     def annotation(self, index: int) -> np.ndarray | None:
         self._check_frame(index)
         data = self.annotations.get(index)
-        return None if data is None else png_to_labels(data, f"the mask of frame {index}")
+        return None if data is None else decode_label_values(data, f"the mask of frame {index}")
 
     def result(self, index: int) -> np.ndarray | None:
         """The merged labels of frame ``index`` from the predictor's kept results (None if none)."""
@@ -376,25 +363,28 @@ class AppSession:
         return writer.close()
 
     def session_file(self) -> dict:
-        """The video's source and the user's masks (PNG, base64) as JSON, for reopening."""
-        import base64
-
+        """The video's source and the user's masks as a session file's JSON object
+        (:mod:`ssmvos.io.session_file`), for reopening."""
         if self.state is None:
             raise SSMVOSError("no video is open in this session")
-        return {"format": SESSION_FORMAT, "video": self.source,
-                "frames": self.state.num_frames, "width": self.state.width, "height": self.state.height,
-                "masks": {str(i): base64.b64encode(self.annotations[i]).decode() for i in sorted(self.annotations)}}
+        video = _session_file.SessionVideo(self.source, self.state.num_frames, self.state.height, self.state.width)
+        with self.lock:
+            stored = dict(self.annotations)
+        return _session_file.session_dict(video, {i: decode_label_values(data, f"the mask of frame {i}")
+                                                  for i, data in stored.items()})
 
-    def load_session_masks(self, data: dict) -> dict:
-        """Take the masks of a session file made for this video."""
+    def load_session_masks(self, data: object) -> dict:
+        """Replace the user's masks with those of a session file (its decoded JSON) made for
+        this video. The whole file is checked first: a bad file changes nothing."""
         if self.state is None:
             raise SSMVOSError("no video is open in this session")
-        size, masks = parse_session(data, "the session file")
-        if size != (self.state.width, self.state.height):
-            raise SSMVOSError(f"the session file is for {size[0]}x{size[1]} frames, the open video is "
-                              f"{self.state.width}x{self.state.height}")
-        for index, labels in masks.items():
-            self.set_annotation(index, labels)
+        session = _session_file.parse_session(data, "the session file")
+        session.check_video(self.state.num_frames, self.state.height, self.state.width)
+        self._require_idle()
+        stored = {index: labels_to_png(labels) for index, labels in session.masks.items() if labels.any()}
+        with self.lock:
+            self.annotations.clear()
+            self.annotations.update(stored)
         return self.info()
 
     def close(self) -> None:
@@ -407,40 +397,18 @@ class AppSession:
 
 
 def session_json(session: AppSession) -> bytes:
+    """The session file of ``session`` (UTF-8 JSON bytes)."""
     return json.dumps(session.session_file(), indent=1).encode()
 
 
 def parse_session(data: object, what: str) -> tuple[tuple[int, int], dict[int, np.ndarray]]:
-    """A session file's frame size (width, height) and masks (frame -> H×W uint8 labels)."""
-    import base64
-
-    if not isinstance(data, dict) or data.get("format") != SESSION_FORMAT:
-        raise SSMVOSError(f"{what} is not an ssmvos session file (its 'format' is not {SESSION_FORMAT!r})")
-    masks = data.get("masks")
-    size = data.get("width"), data.get("height")
-    if not isinstance(masks, dict) or not all(isinstance(v, int) and v > 0 for v in size):
-        raise SSMVOSError(f"{what} lacks its 'width', 'height' or 'masks'")
-    parsed = {}
-    for key, value in masks.items():
-        try:
-            index, raw = int(key), base64.b64decode(value, validate=True)
-        except (ValueError, TypeError):
-            raise SSMVOSError(f"{what}: mask {key!r} is not a frame number with base64 PNG data") from None
-        if index < 0:
-            raise SSMVOSError(f"{what}: mask for frame {index}: frame numbers start at 0")
-        labels = png_to_labels(raw, f"{what}'s mask of frame {key}")
-        if labels.shape != (size[1], size[0]):
-            raise SSMVOSError(f"{what}: the mask of frame {key} is {labels.shape[1]}x{labels.shape[0]}, not "
-                              f"{size[0]}x{size[1]}")
-        parsed[index] = labels
-    return size, parsed
+    """A session file's frame size (width, height) and masks (frame -> H×W uint8 labels);
+    kept for old callers: :func:`ssmvos.io.session_file.parse_session` is the reader."""
+    session = _session_file.parse_session(data, what)
+    return (session.video.width, session.video.height), session.masks
 
 
 def read_session_file(path: str | Path) -> dict[int, np.ndarray]:
-    """The masks (frame -> H×W uint8 labels) of a session file saved by ``ssmvos app``."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SSMVOSError(f"cannot read the session file {path} ({type(exc).__name__})") from None
-    return parse_session(data, f"session file {path}")[1]
+    """The masks (frame -> H×W uint8 labels) of a session file saved by ``ssmvos app``; kept
+    for old callers: :func:`ssmvos.io.session_file.read_session_file` is the reader."""
+    return _session_file.read_session_file(path).masks

@@ -4,17 +4,21 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from .common import add_inference_flags, add_propagation_flags, runtime_spec
 from ..options import DIRECTIONS
 from .types import INPUT_SIZE_FLAGS, add_input_size_flags, frame_folder
 
+if TYPE_CHECKING:
+    from ..io.session_file import SessionFile
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "segment", help="segment the objects of given masks through your own video or a live stream",
-        description="Segment the objects of masks (palette PNGs with labels 1..254, or a binary 0/255 PNG for "
-        "one object) through a video file, a folder of frames or a live source. Masks on later frames add "
+        description="Segment the objects of masks (palette or grayscale PNGs with labels 1..254, or a binary "
+        "1-bit or 0/255 PNG for one object) through a video file, a folder of frames or a live source. Masks on later frames add "
         "objects (a new label) or correct them (a label given before: its chain restarts from that mask). "
         "Writes one palette PNG per frame at the video's resolution, and optionally an overlay video, as frames "
         "are done; Ctrl-C stops with everything done so far complete on disk. With --demo it runs on a short "
@@ -34,7 +38,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="mask PNG for frame 0, or FRAME:PATH for another frame (frames count from 0); repeat it "
                    "for masks on several frames (required unless --demo)")
     p.add_argument("--session", metavar="FILE",
-                   help="take the masks of a session file saved by 'ssmvos app' (with any --mask given too)")
+                   help="take the masks of a session file saved by 'ssmvos app' for this video (same frame count "
+                   "and size), with any --mask given too (on other frames)")
     p.add_argument("--direction", choices=DIRECTIONS, default=None,
                    help="forward from the first mask, backward from the last, or both: every object backward and "
                    "forward from its first mask (default both; live sources: forward only). Frames that forward "
@@ -75,22 +80,16 @@ def parse_mask(text: str) -> tuple[int, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import tempfile
-
     masks = [parse_mask(m) for m in args.mask or []]
-    with tempfile.TemporaryDirectory(prefix="ssmvos-session-") as folder:
-        if args.session:  # the app's masks, as the mask files the rest reads
-            from ..app.session import read_session_file
-            from ..data.io import write_palette_png
+    session = None
+    if args.session:  # the app's masks, read straight into label maps
+        from ..io.session_file import read_session_file
 
-            for frame, labels in sorted(read_session_file(args.session).items()):
-                path = f"{folder}/{frame:05d}.png"
-                write_palette_png(path, labels)
-                masks.append((frame, path))
-        return _segment(args, masks)
+        session = read_session_file(args.session)
+    return _segment(args, masks, session)
 
 
-def _segment(args: argparse.Namespace, masks: list[tuple[int, str]]) -> int:
+def _segment(args: argparse.Namespace, masks: list[tuple[int, str]], session: SessionFile | None = None) -> int:
     from ..assets import demo_clip
     from ..atomic import check_output_file, check_output_folder
     from ..build import build_predictor
@@ -99,10 +98,10 @@ def _segment(args: argparse.Namespace, masks: list[tuple[int, str]]) -> int:
 
     if args.demo:
         video, demo_mask = demo_clip()
-        masks = masks or [(0, demo_mask)]
+        masks = masks or ([] if session is not None else [(0, demo_mask)])
     else:
         video = args.video or args.frames
-        if not masks:
+        if not masks and session is None:
             raise SSMVOSError("--mask is required (the first-frame mask PNG, or FRAME:PATH), or --session FILE")
     spec = runtime_spec(args)
     check_output_folder(args.out, "--out")
@@ -111,7 +110,8 @@ def _segment(args: argparse.Namespace, masks: list[tuple[int, str]]) -> int:
     predictor = build_predictor(args.weights, (args.input_height, args.input_width), spec,
                                 size_source=INPUT_SIZE_FLAGS, margin=args.fix_margin, max_batch=args.max_batch)
     stats = segment_video(predictor, video, masks, args.out, args.overlay, progress=not args.no_progress,
-                          direction=args.direction, drop=not args.no_drop, reference=args.reference)
+                          direction=args.direction, drop=not args.no_drop, reference=args.reference,
+                          session=session)
     extra = "; ".join(x for x in (stats.latency_summary(),
                                   f"dropped {stats.dropped} frame(s)" if stats.latencies else "") if x)
     if stats.unmasked:

@@ -32,7 +32,8 @@ import numpy as np
 
 from ..atomic import is_temporary
 from ..errors import SSMVOSError
-from .io import read_label_map
+from ..io.frames.files import sort_frames
+from ..io.labels import read_label_map
 from .splits import FrameEntry
 
 def _read_text(path: Path) -> str:
@@ -75,8 +76,8 @@ def index_davis_videos(video_root: Path, label_root: Path, videos: Iterable[str]
     for video in videos:
         image_dir = _resolved_dir(video_root / video, f"video {video!r} frame")
         label_dir = _resolved_dir(label_root / video, f"video {video!r} annotation")
-        images = sorted(p for p in image_dir.iterdir() if p.suffix == ".jpg" and not is_temporary(p.name))
-        masks = sorted(p for p in label_dir.iterdir() if p.suffix == ".png" and not is_temporary(p.name))
+        images = sort_frames(p for p in image_dir.iterdir() if p.suffix == ".jpg" and not is_temporary(p.name))
+        masks = sort_frames(p for p in label_dir.iterdir() if p.suffix == ".png" and not is_temporary(p.name))
         if not images:
             raise SSMVOSError(f"no .jpg frames in {image_dir}")
         if first_annotation_only:

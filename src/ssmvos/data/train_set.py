@@ -18,8 +18,9 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import SSMVOSError
+from ..io.frames.files import read_frame
 from .augment import apply_params, draw_params, heatmap
-from .io import object_mask, read_frame, read_label_map
+from .io import object_mask, read_label_map
 from .splits import FrameEntry, as_entries, check_track_order
 from .tensors import image_to_tensor, mask_to_tensor
 

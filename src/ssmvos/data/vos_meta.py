@@ -15,6 +15,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from ..errors import SSMVOSError
+from ..io.frames.files import frame_key
 from ..scoring.labels import annotation_frames, label_ids, read_label_png
 from ..scoring.score import default_workers, ignore_interrupts
 
@@ -54,8 +55,8 @@ def derive_meta(base: Path, test: bool, workers: int | None = None) -> dict[str,
         if not first:
             raise SSMVOSError(f"annotations of video {video!r} in {annotations / video} hold no object")
         if test:
-            stems = sorted(p.stem for p in (base / "JPEGImages" / video).glob("*.jpg"))
-        meta[video] = {"objects": {str(k): {"frames": [start] + [f for f in stems if f > start]}
+            stems = sorted((p.stem for p in (base / "JPEGImages" / video).glob("*.jpg")), key=frame_key)
+        meta[video] = {"objects": {str(k): {"frames": [start] + [f for f in stems if frame_key(f) > frame_key(start)]}
                                    for k, start in sorted(first.items())}}
     return meta
 

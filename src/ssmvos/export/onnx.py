@@ -121,7 +121,8 @@ def verification_inputs(height: int, width: int) -> tuple[Tensor, Tensor, Tensor
     reference, frame 1 as current, cropped around the first-frame mask as the engine does;
     the second object is the mirrored crop). -> (ref_img, ref_mask, cur_img, prev_mask),
     normalised images 2×3×H×W and masks 2×1×H×W."""
-    from ..data.io import list_frames, read_frame, read_mask
+    from ..data.io import read_mask
+    from ..io.frames.files import list_frames, read_frame
 
     frames, mask_path = demo_clip()
     paths = list_frames(frames)

@@ -25,12 +25,12 @@ from tqdm import tqdm
 
 from ..atomic import (atomic_path, check_output_file, check_output_folder, is_temporary, make_dirs,
                       remove_temporaries)
-from ..data.io import list_frames, object_mask, read_label_map, write_gray_png, write_palette_png
+from ..data.io import object_mask, read_label_map, write_gray_png, write_palette_png
 from ..data.splits import FrameEntry, ObjectTrack, as_entries, check_files, group_tracks
 from ..errors import SSMVOSError
+from ..io.frames.files import FrameFiles, frame_key, list_frames
 from ..pretrained import DEFAULT_INPUT_SIZE
 from .engine import Engine, VideoState
-from .frames import FrameFiles
 from .writer import AsyncWriter
 
 
@@ -211,7 +211,7 @@ def videos_of(entries: list[FrameEntry], source: str = "split") -> dict[str, lis
 
 
 def _prepare_video(engine: Engine, tracks: list[ObjectTrack]) -> VideoState:
-    paths = sorted({e.image_path for t in tracks for e in t.entries}, key=lambda p: (Path(p).stem, p))
+    paths = sorted({e.image_path for t in tracks for e in t.entries}, key=lambda p: (frame_key(Path(p).stem), p))
     position = {p: i for i, p in enumerate(paths)}
     state: VideoState | None = None
     for track in tracks:
@@ -286,10 +286,10 @@ def _fill_background_frames(tracks: list[ObjectTrack], state: VideoState, out: P
     every frame from the first on). Frames after the last segmented one are left out: a
     trimmed split merges only what it segmented."""
     folder = Path(tracks[0].entries[0].image_path).parent
-    first = min(Path(e.image_path).stem for t in tracks for e in t.entries)
+    first = min(frame_key(Path(e.image_path).stem) for t in tracks for e in t.entries)
     empty = np.zeros((state.height, state.width), np.uint8)
     for frame in list_frames(folder):
-        if frame.stem >= first:
+        if frame_key(frame.stem) >= first:
             break
         if frame.stem not in done:
             writer.submit(write_palette_png, out / f"{frame.stem}.png", empty)

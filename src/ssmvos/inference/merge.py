@@ -19,15 +19,15 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
 
 from ..atomic import check_output_folder, is_temporary, remove_temporaries
-from ..data.io import read_mask, write_palette_png
+from ..io.labels import read_label_map, write_label_png as write_palette_png
 from ..errors import SSMVOSError
+from ..io.frames.files import frame_key
 from ..numbers import is_number
 
 if TYPE_CHECKING:  # torch is imported where a tensor is merged: `ssmvos merge` starts without it
@@ -163,7 +163,7 @@ def merge_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, mode: st
     written = 0
     for video_dir in tqdm(videos, desc="merge", unit="video", disable=not progress):
         objects = _object_dirs(video_dir)
-        names = sorted({p.name for _, d in objects for p in d.glob("*.png") if not is_temporary(p.name)})
+        names = sorted({p.name for _, d in objects for p in d.glob("*.png") if not is_temporary(p.name)}, key=frame_key)
         remove_temporaries(out_dir / video_dir.name)
         for name in names:
             ids, masks = [], []
@@ -171,7 +171,7 @@ def merge_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, mode: st
                 path = d / name
                 if path.is_file():
                     ids.append(obj_id)
-                    masks.append(read_mask(path))
+                    masks.append(read_label_map(path, lossy_check=False))  # soft masks: 0..255
             try:
                 labels = merge_frame(ids, masks, mode)
             except SSMVOSError as exc:

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from ..atomic import PendingFile, writing
-from ..data.io import DAVIS_PALETTE
+from ..io.labels import DAVIS_PALETTE
 from ..errors import SSMVOSError
 
 _COLORS = np.frombuffer(DAVIS_PALETTE, dtype=np.uint8).reshape(256, 3)

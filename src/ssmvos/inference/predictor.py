@@ -37,7 +37,7 @@ from ..pretrained import DEFAULT_INPUT_SIZE, input_size_for
 from ..runtime import RuntimeSpec
 from .directions import plan, planned_frames
 from .engine import Engine, check_object_id
-from .frames import open_frames
+from ..io.frames.open import open_frames
 from .prompts import grabcut_mask
 from .results import ResultStore
 from .state import REFERENCES, FrameResult, VideoState

@@ -22,32 +22,26 @@ import numpy as np
 from tqdm import tqdm
 
 from ..atomic import check_output_file, check_output_folder, make_dirs, remove_temporaries
-from ..data.io import read_label_map, write_palette_png
 from ..errors import SSMVOSError
+from ..io.frames.open import is_live
+from ..io.labels import LabelMap, object_masks, read_label_map, write_label_png as write_palette_png
+from ..io.session_file import SessionFile
 from .directions import check_direction
 from .state import VideoState
-from .frames import is_live
 from .merge import merge_frame
 from .overlay import OverlayWriter, blend
 from .predictor import VideoPredictor
 from .writer import AsyncWriter
 
-MaskSpec = tuple[int, "str | os.PathLike"]
+#: (frame, mask): a mask file, or a label map already read (a session file's)
+MaskSpec = tuple[int, "str | os.PathLike | LabelMap"]
 
 
 def objects_in_mask(labels: np.ndarray, source: str) -> dict[int, np.ndarray]:
-    """Object id -> H×W bool mask from a first-frame label map.
-
-    Labels 1..254 are objects. A binary mask (only 0 and 255) is one object with id 1;
-    next to other labels, 255 is DAVIS's 'void' and ignored.
-    """
-    ids = [int(v) for v in np.unique(labels) if v != 0]
-    if ids == [255]:
-        return {1: labels == 255}
-    ids = [i for i in ids if i != 255]
-    if not ids:
-        raise SSMVOSError(f"the mask {source} holds no object (all pixels are 0)")
-    return {i: labels == i for i in ids}
+    """Object id -> H×W bool mask from a user's label map (:func:`ssmvos.io.labels.object_masks`):
+    labels 1..254 are objects; a binary mask (only 0 and 255) is one object with id 1; next
+    to other labels, 255 is DAVIS's 'void' and ignored."""
+    return object_masks(labels, source)
 
 
 def check_writable(folder: Path) -> None:
@@ -82,29 +76,32 @@ class SegmentStats:
 
 def _read_masks(masks: list[MaskSpec], height: int, width: int,
                 num_frames: int | None) -> dict[int, dict[int, np.ndarray]]:
-    """frame -> (object id -> H×W bool mask) from the mask files, all checked before any output."""
+    """frame -> (object id -> H×W bool mask) from the mask files and label maps, all checked
+    before any output."""
     out: dict[int, dict[int, np.ndarray]] = {}
     source: dict[int, str] = {}
-    for frame, path in masks:
+    for frame, mask in masks:
+        name = mask.source if isinstance(mask, LabelMap) else f"the mask {mask}"
         if frame < 0:
-            raise SSMVOSError(f"the mask {path} is for frame {frame}: frame numbers start at 0")
+            raise SSMVOSError(f"{name} is for frame {frame}: frame numbers start at 0")
         if num_frames is not None and frame >= num_frames:
-            raise SSMVOSError(f"the mask {path} is for frame {frame}, but the video has {num_frames} frames "
+            raise SSMVOSError(f"{name} is for frame {frame}, but the video has {num_frames} frames "
                               f"(0..{num_frames - 1})")
+        shown = mask.source if isinstance(mask, LabelMap) else str(mask)
         if frame in out:
-            raise SSMVOSError(f"two masks for frame {frame}: {source[frame]} and {path}")
-        labels = read_label_map(path)
+            raise SSMVOSError(f"two masks for frame {frame}: {source[frame]} and {shown}")
+        labels = mask.labels if isinstance(mask, LabelMap) else read_label_map(mask)
         if labels.shape != (height, width):
-            raise SSMVOSError(f"the mask {path} is {labels.shape[1]}×{labels.shape[0]} but the frames are "
+            raise SSMVOSError(f"{name} is {labels.shape[1]}×{labels.shape[0]} but the frames are "
                               f"{width}×{height}")
-        out[frame], source[frame] = objects_in_mask(labels, str(path)), str(path)
+        out[frame], source[frame] = objects_in_mask(labels, shown), shown
     return out
 
 
 def segment_video(predictor: VideoPredictor, video: object, masks: str | os.PathLike | list[MaskSpec],
                   out_dir: str | os.PathLike, overlay: str | os.PathLike | None = None,
                   progress: bool = True, direction: str | None = None, drop: bool = True,
-                  reference: str = "first") -> SegmentStats:
+                  reference: str = "first", session: SessionFile | None = None) -> SegmentStats:
     """Segment the objects of ``masks`` through ``video``.
 
     ``masks``: one mask file (frame 0) or ``(frame, path)`` pairs; each is a label map whose
@@ -113,16 +110,18 @@ def segment_video(predictor: VideoPredictor, video: object, masks: str | os.Path
     last, or 'both' (each object backward and forward from its first mask); default 'both',
     and 'forward' for a live source (the only direction it allows); frames that no pass
     reaches get no PNG (``SegmentStats.unmasked``). ``drop``: the live drop
-    policy (``inference.frames``); False processes every frame. ``reference``: see
-    :meth:`VideoPredictor.init_state`.
+    policy (:mod:`ssmvos.io.frames.live`); False processes every frame. ``reference``: see
+    :meth:`VideoPredictor.init_state`. ``session``: a session file's masks
+    (:mod:`ssmvos.io.session_file`), taken with ``masks`` after checking that the session
+    was made for this video; a frame with a mask in both is an error naming both.
 
     Writes ``<out_dir>/<frame name>.png`` palette label maps at the video's resolution and,
     if asked, an overlay video, as frames are done. Inputs are checked before any output is
     written. A failure midway flushes what was done to disk before it propagates; an
     interrupt (Ctrl-C) ends the run the same way and returns with ``interrupted`` set.
     """
-    masks = [(0, masks)] if isinstance(masks, (str, os.PathLike)) else list(masks)
-    if not masks:
+    masks = [(0, masks)] if isinstance(masks, (str, os.PathLike, LabelMap)) else list(masks)
+    if not masks and session is None:
         raise SSMVOSError("no mask given")
     live = is_live(video)
     if direction is None:
@@ -133,6 +132,11 @@ def segment_video(predictor: VideoPredictor, video: object, masks: str | os.Path
     out_dir = Path(out_dir)
     state = predictor.init_state(video, reference=reference, keep_results=False, drop=drop)
     try:
+        if session is not None:
+            session.check_video(state.num_frames, state.height, state.width)
+            masks = masks + session.label_maps()
+        if not masks:
+            raise SSMVOSError(f"session file {session.source} holds no mask")
         given = _read_masks(masks, state.height, state.width, state.num_frames)
         check_writable(out_dir)
         remove_temporaries(out_dir)  # left by a killed run
@@ -208,15 +212,11 @@ class _Run:
         self.bar = tqdm(total=total, unit="frame", desc="segment", disable=not self.progress)
         start = time.perf_counter()
         try:
+            # on an error or interrupt, AsyncWriter's exit still writes what was done
             with _HeldInterrupts() as self.interrupts, AsyncWriter() as self.pngs:
-                try:
-                    for result in self.predictor.propagate(self.state, direction):
-                        self._write(result)
-                    self._flush_overlay(None)
-                except BaseException:
-                    with contextlib.suppress(Exception):
-                        self.pngs.wait()  # what was done reaches the disk
-                    raise
+                for result in self.predictor.propagate(self.state, direction):
+                    self._write(result)
+                self._flush_overlay(None)
         except KeyboardInterrupt:
             self.stats.interrupted = True
         finally:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..model import ReferenceEncoding
-from .frames import FrameSource
+from ..io.frames.base import FrameSource
 from .results import ResultStore
 
 #: which given mask an object is matched against (see ``inference.engine``)

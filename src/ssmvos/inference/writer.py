@@ -8,6 +8,7 @@ either way; figures for both are in benchmarks/README.md (``bench_evaluate_io.py
 """
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import signal
 import sys
@@ -26,7 +27,8 @@ SWITCH_INTERVAL = 0.0005
 
 class AsyncWriter:
     """Runs write calls in threads (or processes: ``pool``), at most ``max_pending`` queued;
-    re-raises the first error.
+    re-raises the first error. Leaving its ``with`` block on an exception still finishes the
+    writes queued before it.
 
     While open it shortens Python's thread switch interval to ``SWITCH_INTERVAL`` (restored
     on close), so that the writers do not hold up the thread that feeds the GPU.
@@ -77,7 +79,14 @@ class AsyncWriter:
     def __exit__(self, *exc: object) -> None:
         if exc[0] is None:
             self.close()
-        else:  # an error is already on its way: do not mask it
+            return
+        # an error is already on its way: what was queued before it still reaches the disk,
+        # and a failed write then does not mask that error
+        try:
+            while self._pending:
+                with contextlib.suppress(Exception):
+                    self._pending.popleft().result()
+        finally:
             self._shutdown()
 
 

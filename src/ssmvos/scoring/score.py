@@ -50,6 +50,7 @@ import numpy as np
 
 from ..cpus import available_cpus
 from ..errors import SSMVOSError
+from ..io.labels import VOID_LABEL
 from ..numbers import is_number
 from .generic import GenericVideo
 from .labels import annotation_frames, label_ids, read_label_png, result_png
@@ -58,7 +59,6 @@ from .metrics import BOUND_TH, db_statistics, frame_scores
 FORMATS = ("davis2017", "davis2016", "generic")
 #: ``fmt`` value that lets :func:`detect_format` choose.
 AUTO = "auto"
-VOID_LABEL = 255
 #: Names of the figures of one object, in table order.
 OBJECT_KEYS = ("J_mean", "J_recall", "J_decay", "F_mean", "F_recall", "F_decay")
 #: Names of the global figures (``JF_mean`` first, as DAVIS leaderboards).

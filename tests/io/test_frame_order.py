@@ -1,0 +1,88 @@
+"""Frame files are read in natural order (``2.jpg`` before ``10.jpg``), by every way in: the
+Python API, ``ssmvos segment``, indexing and scoring; zero-padded names keep their order."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import run_cli
+from ssmvos.data.index import index_davis_videos
+from ssmvos.data.io import list_frames, read_mask, write_palette_png
+from ssmvos.io.frames.files import frame_key
+from ssmvos.scoring.labels import annotation_frames
+from stub_network import stub_predictor
+
+W, H = 96, 64
+STEP = 20  # frame k is grey level STEP * k: the frame read at index k shows which file it came from
+
+
+def _frame_folder(folder, names: list[str]):
+    """Frames named ``names`` (in frame order); frame k is a grey STEP*k picture with a dark square."""
+    folder.mkdir()
+    for k, name in enumerate(names):
+        image = np.full((H, W, 3), STEP * k, np.uint8)
+        image[20:44, 30:60] = 255 - STEP * k // 2
+        cv2.imwrite(str(folder / name), image)
+    return folder
+
+
+def test_frame_key_orders_digit_runs_as_numbers():
+    names = ["10.jpg", "2.jpg", "frame10.jpg", "1.jpg", "frame2.jpg", "0.jpg", "01.jpg", "00011.jpg", "b.jpg"]
+    assert sorted(names, key=frame_key) == ["0.jpg", "01.jpg", "1.jpg", "2.jpg", "10.jpg", "00011.jpg", "b.jpg",
+                                            "frame2.jpg", "frame10.jpg"]
+    padded = [f"{k:05d}.jpg" for k in range(120)]
+    assert sorted(padded, key=frame_key) == sorted(padded)  # DAVIS / YouTube-VOS names: unchanged
+
+
+@pytest.mark.parametrize("names", [[f"{k}.jpg" for k in range(12)], ["frame2.jpg", "frame10.jpg", "frame11.png"]])
+def test_the_api_reads_a_folder_in_natural_order(tmp_path, names):
+    folder = _frame_folder(tmp_path / "frames", names)
+    assert [p.name for p in list_frames(folder)] == names
+    predictor, _ = stub_predictor()
+    state = predictor.init_state(video_path=folder)
+    assert [state.frames.name(k) for k in range(len(names))] == [n.rsplit(".", 1)[0] for n in names]
+    mask = np.zeros((H, W), bool)
+    mask[20:44, 30:60] = True
+    predictor.add_new_mask(state, 0, 1, mask)
+    seen = [(k, int(np.median(state.frames.get(k)[:8, :8]))) for k, _, _ in predictor.propagate_in_video(state)]
+    assert seen == [(k, STEP * k) for k in range(len(names))]
+
+
+def test_segment_writes_and_overlays_frames_in_natural_order(tmp_path, reference_checkpoint):
+    """The mask is for frame 10 (``10.jpg``, not ``8.jpg`` as sorted by name), forward: two
+    frames through the network."""
+    names = [f"{k}.jpg" for k in range(12)]
+    folder = _frame_folder(tmp_path / "frames", names)
+    labels = np.zeros((H, W), np.uint8)
+    labels[20:44, 30:60] = 1
+    write_palette_png(tmp_path / "mask.png", labels)
+    proc = run_cli("segment", "--frames", folder, "--mask", f"10:{tmp_path / 'mask.png'}", "--direction", "forward",
+                   "--out", tmp_path / "out", "--overlay", tmp_path / "overlay.mp4", "--weights", reference_checkpoint,
+                   "--input-size", 224, "--device", "cpu", "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "out"
+    assert np.array_equal(read_mask(out / "10.png"), labels)
+    assert (out / "11.png").is_file()
+    cap = cv2.VideoCapture(str(tmp_path / "overlay.mp4"))
+    frames = []
+    while (got := cap.read())[0]:
+        frames.append(got[1])
+    for k, bgr in zip((10, 11), frames[-2:]):
+        background = read_mask(out / f"{k}.png") == 0
+        assert background.sum() > 100
+        # the overlay of frame k shows k.jpg (grey STEP*k where no object is painted)
+        assert abs(float(np.median(bgr[background])) - STEP * k) <= 6, k
+
+
+def test_index_and_scoring_list_frames_in_natural_order(tmp_path):
+    images, labels = tmp_path / "JPEGImages" / "v", tmp_path / "Annotations" / "v"
+    images.mkdir(parents=True)
+    labels.mkdir(parents=True)
+    for k in (0, 1, 2, 10, 11):
+        (images / f"{k}.jpg").touch()  # indexing decodes no frame
+        write_palette_png(labels / f"{k}.png", np.ones((8, 8), np.uint8))
+    entries = index_davis_videos(tmp_path / "JPEGImages", tmp_path / "Annotations", ["v"])
+    assert [(e.frame_index, e.image_path.rsplit("/", 1)[1]) for e in entries] == \
+        [(0, "0.jpg"), (1, "1.jpg"), (2, "2.jpg"), (3, "10.jpg"), (4, "11.jpg")]
+    assert annotation_frames(labels) == ["0.png", "1.png", "2.png", "10.png", "11.png"]
