@@ -17,7 +17,8 @@ Sections (all on real DAVIS 2016 frames from ``--shared``, default ../shared):
   and bf16 + CUDA graphs, the other one (OpenCV on the host; on a CPU: the tensor path); the
   network alone; then 1, 2, 5, 10 objects batched. Peak GPU memory for each.
 * evaluate: ``evaluate_split`` end to end (decode, network, paste-back, PNG writing) and
-  where its time goes.
+  where its time goes, with PNGs written by threads and by processes (``--png-pools``), merging
+  and quantisation on the network's device (device geometry) and on the host.
 * train: samples/s of the original loop re-stated against ``ssmvos train`` in fp32 and
   bf16; ``torchrun --nproc_per_node=1`` (NCCL on CUDA); a stop-then-``--resume-step`` run
   against the uninterrupted one and against a repeat of it.
@@ -445,24 +446,36 @@ def batched(report: Report, device: torch.device, model: SSM, data: Data, args, 
 # --------------------------------------------------------------------------- evaluate
 def evaluate_end_to_end(report: Report, device: torch.device, model: SSM, data: Data, args, workdir: Path,
                         variants: list[tuple[str, dict]]) -> None:
+    """evaluate_split end to end (PNGs written) per variant, writer count, PNG pool (threads or
+    processes) and where merging and quantisation run: 'device merge' (device geometry: the
+    label map and uint8 soft masks made where the network runs) or 'host merge' (host geometry)."""
     entries = data.entries(args.video, [255], args.frames)
     for name, opts in variants:
-        engine = variant_engine(model, (args.size, args.size), device, opts, max_batch=16)
-        evaluate_split(entries[:4], engine, workdir / "warm", workdir / "warm-merged", progress=False)
-        for workers in args.io_workers:
-            engine.stage_seconds.clear()
-            out = workdir / f"eval-{name}-{workers}".replace(" ", "_").replace("+", "_")
-            stats = evaluate_split(entries, engine, out / "per", out / "merged", progress=False, io_workers=workers)
-            per = {k: v / stats.frames * 1000 for k, v in engine.stage_seconds.items()}
-            accounted = sum(per.values())
-            total_ms = stats.seconds / stats.frames * 1000
-            report.record.setdefault("evaluate", {})[f"{name}, {workers} writer threads"] = {
-                "frames_per_s": stats.fps, "stage_ms_per_frame": per, "ms_per_frame": total_ms}
-            report.row("evaluate", f"{name}, {workers} writer threads", f"{stats.fps:.1f} frames/s",
-                       f"{total_ms:.2f} ms/frame: " + ", ".join(f"{k} {v:.2f}" for k, v in per.items())
-                       + f", rest (soft masks, merge, queueing PNGs) {total_ms - accounted:.2f}")
-        del engine
-        reset_memory(device)
+        for device_merge in args.device_merge:
+            engine = variant_engine(model, (args.size, args.size), device, {**opts, "device_geometry": device_merge},
+                                    max_batch=16)
+            where = "device merge" if device_merge else "host merge"
+            for pool in args.png_pools:  # warm-up, and the writer processes started (once per process)
+                for workers in args.io_workers:
+                    evaluate_split(entries[:4], engine, workdir / "warm", workdir / "warm-merged", progress=False,
+                                   io_workers=workers, png_pool=pool)
+            for pool in args.png_pools:
+                for workers in args.io_workers:
+                    engine.stage_seconds.clear()
+                    label = f"{name}, {where}, {workers} writer {pool}"
+                    out = workdir / "eval-{}".format(label.replace(" ", "_").replace("+", "_").replace(",", ""))
+                    stats = evaluate_split(entries, engine, out / "per", out / "merged", progress=False,
+                                           io_workers=workers, png_pool=pool)
+                    per = {k: v / stats.frames * 1000 for k, v in engine.stage_seconds.items()}
+                    accounted = sum(per.values())
+                    total_ms = stats.seconds / stats.frames * 1000
+                    report.record.setdefault("evaluate", {})[label] = {
+                        "frames_per_s": stats.fps, "stage_ms_per_frame": per, "ms_per_frame": total_ms}
+                    report.row("evaluate", label, f"{stats.fps:.1f} frames/s",
+                               f"{total_ms:.2f} ms/frame: " + ", ".join(f"{k} {v:.2f}" for k, v in per.items())
+                               + f", rest (queueing PNGs, waiting for writers) {total_ms - accounted:.2f}")
+            del engine
+            reset_memory(device)
 
 
 # --------------------------------------------------------------------------- training
@@ -596,6 +609,8 @@ def main() -> int:
                     "64 only)")
     ap.add_argument("--batched", default="bf16,fp32", help="precisions of the batched-objects runs (default bf16,fp32)")
     ap.add_argument("--precisions", default=None, help="comma-separated (default fp32,tf32,bf16,fp16; smoke fp32,bf16)")
+    ap.add_argument("--png-pools", default="threads,processes",
+                    help="evaluate section: PNG writer pools to time (default threads,processes)")
     args = ap.parse_args()
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     cuda = device.type == "cuda"
@@ -606,6 +621,9 @@ def main() -> int:
     args.original_frames = 3 if smoke else 21
     args.objects = [1, 2] if smoke else [1, 2, 5, 10]
     args.io_workers = [2] if smoke else [2, 4]
+    args.png_pools = args.png_pools.split(",")
+    # merging and quantisation on the network's device, or on the host (smoke: the device path only, to stay short)
+    args.device_merge = [True] if smoke else [True, False]
     args.compile_cost = 90.0
     args.train_size = 224 if smoke else 512
     args.train_batch = 1 if smoke else 16

@@ -26,6 +26,7 @@ from tqdm import tqdm
 from .atomic import default_file_mode
 from .cpus import human_size
 from .errors import SSMVOSError
+from .numbers import is_number
 
 try:  # POSIX only; elsewhere concurrent downloads of one file are simply not guarded
     import fcntl
@@ -94,7 +95,7 @@ def _expected_total(resp: http.client.HTTPResponse, offset: int) -> int | None:
     if m:
         return int(m.group(1))
     length = resp.headers.get("Content-Length")
-    if length is not None and length.strip().isdigit():
+    if length is not None and is_number(length.strip()):
         return offset + int(length)
     return None
 

@@ -43,6 +43,7 @@ class Case:
     fault: dict | None = None
     outputs: tuple = ()  # folders/files whose contents must be complete afterwards
     check: Callable[[], None] | None = None  # more checks after the run (outputs written, ...)
+    notes: tuple = ()  # words stderr must contain (a note on a run that succeeds)
 
 
 # --------------------------------------------------------------------------- the inputs
@@ -71,6 +72,7 @@ class Workspace:
         self._score_data()
         self._index_data()
         self._zips()
+        self._leftovers()
 
     def path(self, *parts: str) -> Path:
         return self.root.joinpath(*parts)
@@ -219,6 +221,40 @@ class Workspace:
         self.empty_root = self.path("no_datasets")
         self.empty_root.mkdir()
 
+    def _leftovers(self) -> None:
+        """Issue 26's inputs: a MOSE-layout video without frames, a split whose frames are
+        zero-byte JPEGs, and a damaged ONNX cache entry (its segment graph truncated)."""
+        mose = self.path("mose_no_frames", "train")
+        (mose / "JPEGImages" / "v").mkdir(parents=True)
+        write_palette_png(mose / "Annotations" / "v" / "00000.png", self.labels)
+        self.mose_no_frames = mose.parent
+        empty = self.path("empty_frames", "blackswan")
+        empty.mkdir(parents=True)
+        entries = davis_entries("blackswan", DAVIS16 / "Annotations" / "480p", [255], frames=3)
+        for e in entries:
+            (empty / Path(e["image_path"]).name).touch()
+        self.split_empty_frames = self._write_split(
+            "split_empty_frames.json", [{**e, "image_path": str(empty / Path(e["image_path"]).name)} for e in entries])
+        self.onnx_home = self.path("onnx_home")
+
+    def damage_onnx_cache(self, model) -> None:
+        """A cache entry for ``model`` at 224×224 whose manifest records the graphs' sha256 and
+        whose segment.onnx was cut short afterwards (what a full disk or a killed copy leaves)."""
+        import hashlib
+
+        from ssmvos.export.onnx import FORMAT, FORMAT_VERSION, MANIFEST, model_fingerprint
+
+        fingerprint = model_fingerprint(model)
+        folder = self.onnx_home / "onnx" / f"{fingerprint[:16]}-224x224"
+        folder.mkdir(parents=True)
+        whole = {"encode_reference": b"encode graph bytes", "segment": b"segment graph bytes, all of them"}
+        (folder / "encode_reference.onnx").write_bytes(whole["encode_reference"])
+        (folder / "segment.onnx").write_bytes(whole["segment"][:10])
+        manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": {"fingerprint_sha256": fingerprint},
+                    "input_size": [224, 224],
+                    "graphs": {k: {"file": f"{k}.onnx", "sha256": hashlib.sha256(v).hexdigest()} for k, v in whole.items()}}
+        (folder / MANIFEST).write_text(json.dumps(manifest))
+
     def _zips(self) -> None:
         self.mirror = self.path("mirror")
         self.mirror.mkdir()
@@ -277,6 +313,16 @@ def _wrote_frames_before_the_empty_one(folder: Path) -> None:
 
 def _segment_wrote_the_first_frames(ws: Workspace) -> None:
     assert _pngs(ws.path("seg_full")) == ["00000.png"]  # frame 0 written before the disk filled up
+
+
+def _forward_from_frame_1(ws: Workspace) -> None:
+    assert _pngs(ws.path("seg_forward")) == ["00001.png", "00002.png"]  # frame 0 is before the first mask
+
+
+def _onnx_cache_repaired(ws: Workspace) -> None:
+    assert _pngs(ws.path("seg_onnx")) == ["00000.png", "00001.png", "00002.png"]
+    (segment_graph,) = ws.onnx_home.glob("onnx/*/segment.onnx")
+    assert segment_graph.stat().st_size > 1000  # exported again, whole
 
 
 TABLE: dict[str, Callable[[Workspace], Case]] = {
@@ -357,6 +403,20 @@ TABLE: dict[str, Callable[[Workspace], Case]] = {
         ["segment", "--frames", ws.frames, "--mask", ws.mask, "--out", ws.path("s"), "--weights", "davis17", *SEG], 1,
         ("SSMVOS_WEIGHTS_URL='notaurl' is not a URL",),
         env={"SSMVOS_WEIGHTS_URL": "notaurl", "SSMVOS_HOME": str(ws.path("home"))}),
+    "segment --mask with a superscript frame number": lambda ws: Case(
+        segment(ws, "s", mask=f"\u00b2:{ws.mask}"), 1, ("\u00b2", "not a frame number")),
+    "segment --mask -1:PATH": lambda ws: Case(segment(ws, "s", mask=f"-1:{ws.mask}"), 1,
+                                              ("frame numbers start at 0, not -1",)),
+    "segment --mask=-1:PATH": lambda ws: Case([a if a != "--mask" else f"--mask=-1:{ws.mask}"
+                                               for a in segment(ws, "s") if a != ws.mask], 1,
+                                              ("frame numbers start at 0, not -1",)),
+    "segment --direction forward from frame 1": lambda ws: Case(
+        segment(ws, "seg_forward", "--direction", "forward", mask=f"1:{ws.mask}"), 0, outputs=("seg_forward",),
+        notes=("frame 0 comes before the first mask", "no PNG"), check=lambda: _forward_from_frame_1(ws)),
+    "segment --backend onnxruntime with a damaged ONNX cache": lambda ws: Case(
+        segment(ws, "seg_onnx", "--backend", "onnxruntime"), 0, env={"SSMVOS_HOME": str(ws.onnx_home)},
+        outputs=("seg_onnx",), notes=("segment.onnx is damaged", "exporting it again"),
+        check=lambda: _onnx_cache_repaired(ws)),
     # ---- evaluate
     "evaluate --max-batch 0": lambda ws: Case(evaluate(ws, "e", "--max-batch", 0), 2, ("--max-batch",)),
     "evaluate --num-workers 0": lambda ws: Case(evaluate(ws, "e", "--num-workers", 0), 2, ("--num-workers",)),
@@ -441,6 +501,9 @@ TABLE: dict[str, Callable[[Workspace], Case]] = {
                                                     ("00000.png", "colour", "not a label map")),
     "index annotations with JPEG artefacts": lambda ws: Case(
         ["index", "--davis2017", ws.davis_lossy, "--out-dir", ws.path("i")], 1, ("00000.png", "looks like a lossy image")),
+    "index --mose video without frames": lambda ws: Case(
+        ["index", "--mose", ws.mose_no_frames, "--out-dir", ws.path("i")], 1,
+        ("video 'v' has no frames", "JPEGImages/v holds no .jpg file", "Annotations/v")),
     # ---- train
     "train --batch-size 0": lambda ws: Case(train(ws, "t", "--batch-size", 0), 2, ("--batch-size", "at least 1")),
     "train --max-steps 0": lambda ws: Case(train(ws, "t", "--max-steps", 0), 2, ("--max-steps",)),
@@ -464,6 +527,9 @@ TABLE: dict[str, Callable[[Workspace], Case]] = {
     "train error inside a DataLoader worker": lambda ws: Case(
         train(ws, "train_worker", "--num-workers", 1, split=ws.split_rgb), 1, ("colour", "not a label map"),
         outputs=("train_worker",)),
+    "train zero-byte frames read by a DataLoader worker": lambda ws: Case(
+        train(ws, "train_empty", "--num-workers", 1, split=ws.split_empty_frames), 1,
+        ("video 'blackswan'", "empty_frames/blackswan/0000"), outputs=("train_empty",)),
     # ---- download, download-data
     "download SSMVOS_WEIGHTS_URL=notaurl": lambda ws: Case(
         ["download", "davis16"], 1, ("SSMVOS_WEIGHTS_URL", "not a URL"),
@@ -482,8 +548,9 @@ TABLE: dict[str, Callable[[Workspace], Case]] = {
 
 # --------------------------------------------------------------------------- running it
 @pytest.fixture(scope="module")
-def table(tmp_path_factory, reference_checkpoint) -> tuple[Workspace, dict[str, Case], dict[str, dict]]:
+def table(tmp_path_factory, reference_checkpoint, model) -> tuple[Workspace, dict[str, Case], dict[str, dict]]:
     ws = Workspace(tmp_path_factory.mktemp("bad_inputs"), reference_checkpoint)
+    ws.damage_onnx_cache(model)  # the checkpoint holds these weights
     cases = {name: build(ws) for name, build in TABLE.items()}
     spec = ws.path("cases.json")
     spec.write_text(json.dumps([{"argv": [str(a) for a in c.argv], "env": c.env, "fault": c.fault}
@@ -524,6 +591,8 @@ def test_bad_input_or_fault(name, table):
             assert needle in last, f"{needle!r} not in {last!r}"
         if case.status == 2:  # argument errors come with the subcommand's usage, not the top level's
             assert result["stderr"].startswith(f"usage: ssmvos {command} "), result["stderr"]
+    for note in case.notes:
+        assert note in result["stderr"], f"{note!r} not in {result['stderr']!r}"
     for output in case.outputs:
         if ws.path(output).exists():
             assert_complete(ws.path(output))

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import DAVIS16, assert_clean_error, davis_entries, require_shared, run_cli
+from conftest import DAVIS16, REFERENCE, assert_clean_error, davis_entries, require_shared, run_cli
 from ssmvos.data.io import read_mask
 
 
@@ -99,3 +99,30 @@ def test_torchrun_shards_videos_and_matches_one_process(tmp_path, weights):
         assert files == sorted(p.relative_to(tmp_path / b) for p in (tmp_path / b).rglob("*.png"))
         for f in files:
             assert np.array_equal(read_mask(tmp_path / a / f), read_mask(tmp_path / b / f)), f
+
+
+def test_device_merge_and_process_pool_write_the_same_files(tmp_path, model):
+    """evaluate with the merge and quantisation where the network runs (device geometry, here
+    on the CPU) and PNGs encoded in processes: the same files, byte for byte, as the host's
+    merge of the same soft masks (``ssmvos merge``), and as threads writing them."""
+    from ssmvos.inference.engine import Engine
+    from ssmvos.inference.evaluate import evaluate_split
+    from ssmvos.inference.merge import merge_folder
+
+    ann = require_shared(REFERENCE / "davis_two_object" / "Annotations" / "480p")
+    entries = davis_entries("libby", ann, [1, 2], frames=3)
+
+    def files(folder):
+        return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*.png"))}
+
+    runs = {}
+    for geometry, pool in ((True, "threads"), (True, "processes")):
+        engine = Engine.for_model(model, (224, 224), device_geometry=geometry)
+        out = tmp_path / f"{geometry}-{pool}"
+        evaluate_split(entries, engine, out / "per", out / "merged", progress=False, io_workers=2, png_pool=pool)
+        runs[geometry, pool] = out
+    device = runs[True, "threads"]
+    assert len(files(device / "per")) == 6 and len(files(device / "merged")) == 3
+    assert files(runs[True, "processes"]) == files(device)
+    merge_folder(device / "per", tmp_path / "host_merged", progress=False)
+    assert files(tmp_path / "host_merged") == files(device / "merged")

@@ -5,7 +5,7 @@ import numpy as np
 
 from conftest import assert_clean_error, run_cli
 from ssmvos.data.io import read_mask, write_gray_png
-from ssmvos.inference.merge import merge_folder, merge_frame
+from ssmvos.inference.merge import merge_folder, merge_frame, merge_frame_tensor, quantize, quantize_tensor
 
 
 def test_soft_and_hard_rules_by_hand():
@@ -87,3 +87,29 @@ def test_merge_equals_the_formula_on_random_masks_with_ties():
             assert np.array_equal(merge_frame(ids, masks, mode), want)
             # float masks (not uint8) take the formula path and agree too
             assert np.array_equal(merge_frame(ids, [m.astype(np.float64) for m in masks], mode), want)
+
+
+def test_torch_merge_and_quantisation_equal_numpy_bit_for_bit():
+    """The device path (torch, here on the CPU) gives numpy's bits: levels of float32
+    probabilities including those whose p·255 lands on or next to a whole number, and label
+    maps with ties against the background and between objects, both rules."""
+    import torch
+
+    rng = np.random.default_rng(1)
+    levels = np.arange(256, dtype=np.float32)
+    near = np.concatenate([levels / np.float32(255), np.nextafter(levels / np.float32(255), np.float32(0)),
+                           np.nextafter(levels / np.float32(255), np.float32(1)), np.float32([0.5, 1.0, 0.0])])
+    probs = np.concatenate([near, rng.random(20000, dtype=np.float32)]).reshape(1, -1)
+    want = quantize(probs)
+    assert np.array_equal(quantize_tensor(torch.from_numpy(probs)).numpy(), want)
+    assert np.array_equal(want, (probs * 255).astype(np.uint8))  # the original's rounding
+    for n in (1, 2, 3, 5):
+        ids = [int(i) for i in rng.choice(np.arange(1, 256), n, replace=False)]
+        masks = [rng.choice(np.array([0, 1, 127, 128, 200, 254, 255], np.uint8), (40, 60)) for _ in ids]
+        for mode in ("soft", "hard"):
+            got = merge_frame_tensor(ids, torch.from_numpy(np.stack(masks)), mode)
+            assert got.dtype == torch.uint8
+            assert np.array_equal(got.numpy(), merge_frame(ids, masks, mode)), (n, mode)
+    half = torch.full((2, 1, 1), 128, dtype=torch.uint8)  # objects tie: the higher id wins
+    assert merge_frame_tensor([1, 2], half).item() == 2 and merge_frame_tensor([2, 1], half).item() == 2
+    assert merge_frame_tensor([5], torch.zeros((1, 1, 1), dtype=torch.uint8)).item() == 0  # background's tie

@@ -26,6 +26,8 @@ from pathlib import Path
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
+from ..numbers import is_number
+
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # what a foreign page can send without a CORS preflight (and text of any kind): refused
 SIMPLE_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
@@ -90,7 +92,7 @@ class HostRule:
             name, sep, port = header.rpartition(":")
             if not sep:
                 name, port = header, None
-        if port is not None and not port.isdigit():
+        if port is not None and not is_number(port):
             return False
         if self.port is not None and (port or "80") != str(self.port):
             return False
@@ -147,7 +149,7 @@ async def read_body(request: Request, limit: int, what: str) -> bytes:
     """The request's body, refused with 413 as soon as its declared length or the bytes
     received pass ``limit`` (nothing larger is held in memory)."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.strip().isdigit() and int(declared) > limit:
+    if declared is not None and is_number(declared.strip()) and int(declared) > limit:
         raise HTTPException(413, f"{what} is {int(declared)} bytes, more than the {limit} accepted")
     chunks, size = [], 0
     async for chunk in request.stream():

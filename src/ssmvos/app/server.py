@@ -34,11 +34,18 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ..data.io import VIDEO_SUFFIXES
 from ..assets import demo_clip
+from ..data.io import VIDEO_SUFFIXES
 from ..errors import SSMVOSError
+from ..numbers import is_number
 from .exports import export_coco, export_dataset
-from .files import check_video_size, check_video_target, confined, list_folder, unpack_frames_zip
+from .files import (
+    check_video_size,
+    check_video_target,
+    confined,
+    list_folder,
+    unpack_frames_zip,
+)
 from .network import GuardMiddleware, HostRule, public_message, read_body
 from .session import AppSession, png_to_labels, session_json
 from .sessions import AppConfig, Sessions
@@ -144,7 +151,7 @@ def create_app(predictor, config: AppConfig | None = None) -> Starlette:
             raise SSMVOSError(f"upload a video ({', '.join(VIDEO_SUFFIXES)}) or a .zip of frames, not {name!r}")
         limit = config.max_upload_mb * 2**20
         declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
+        if declared is not None and is_number(declared) and int(declared) > limit:
             raise HTTPException(413, f"the upload is larger than the server's limit of {config.max_upload_mb} MiB")
         folder = session.folder / f"upload-{secrets.token_hex(4)}"
         folder.mkdir()

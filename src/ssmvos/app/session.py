@@ -27,6 +27,7 @@ from ..atomic import atomic_path, write_json_atomic
 from ..errors import SSMVOSError
 from ..io import session_file as _session_file
 from ..io.labels import decode_label_values, encode_label_png, read_object_labels
+from ..numbers import is_number
 from ..options import DIRECTIONS
 
 SESSION_FORMAT = _session_file.OLD_FORMAT  # the unversioned format of the first release (still read)
@@ -184,11 +185,11 @@ class AppSession:
         session.source, session.video_key = str(saved.get("source", "")), str(saved.get("key") or secrets.token_hex(6))
         names = saved.get("names")
         if isinstance(names, dict):
-            session.names = {int(k): str(v)[:64] for k, v in names.items() if str(k).isascii() and str(k).isdigit()
+            session.names = {int(k): str(v)[:64] for k, v in names.items() if is_number(str(k))
                              and 1 <= int(k) <= 255}
         masks = folder / "masks"
         for path in sorted(masks.glob("*.png")) if masks.is_dir() else []:
-            if not path.stem.isdigit() or int(path.stem) >= state.num_frames:
+            if not is_number(path.stem) or int(path.stem) >= state.num_frames:
                 continue
             try:
                 data = path.read_bytes()
@@ -199,7 +200,7 @@ class AppSession:
             if labels.shape == (state.height, state.width) and labels.any():
                 session.annotations[int(path.stem)] = data
         results = folder / "results"
-        session.saved_results = {int(p.stem) for p in results.glob("*.png") if p.stem.isdigit()
+        session.saved_results = {int(p.stem) for p in results.glob("*.png") if is_number(p.stem)
                                  and int(p.stem) < state.num_frames} if results.is_dir() else set()
         session.used = (folder / "state.json").stat().st_mtime
         return session

@@ -15,7 +15,7 @@ import os
 import sys
 
 from ..errors import SSMVOSError
-from .types import HelpFormatter
+from .types import HelpFormatter, join_dashed_values
 
 #: Subcommand name -> module in this package (imported only when needed).
 COMMANDS: dict[str, str] = {
@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
     """Parse ``argv``; arguments no parser knows are reported with the subcommand's usage."""
+    argv = join_dashed_values([str(a) for a in (sys.argv[1:] if argv is None else argv)])
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)

@@ -56,7 +56,9 @@ def add_segment_flags(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--direction", choices=DIRECTIONS, default=None,
                    help="forward from the first mask, backward from the last, or both: every object backward and "
-                   "forward from its first mask (default both; live sources: forward only)")
+                   "forward from its first mask (default both; live sources: forward only). Frames that forward "
+                   "(before the first mask) or backward (after the last) does not reach get no PNG, with a note on "
+                   "stderr")
     p.add_argument("--reference", choices=["first", "latest"], default="first",
                    help="after a correction, match frames against the object's first mask (default, as the "
                    "original) or the latest mask given")

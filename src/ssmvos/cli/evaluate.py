@@ -30,7 +30,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "for YouTube-VOS-layout splits such as a hold-out of YouTube-VOS or MOSE train "
                    "(skipped, with a note, for splits without per-frame annotations)")
     p.add_argument("--score-json", metavar="FILE", help="with --score: also write the figures as JSON (default: none)")
-    p.add_argument("--num-workers", type=int_range(1, 256), default=2, help="threads writing PNGs (default 2; 1 to 256)")
+    p.add_argument("--num-workers", type=int_range(1, 256), default=2,
+                   help="threads (or processes, --png-pool) writing PNGs (default 2; 1 to 256)")
+    p.add_argument("--png-pool", choices=["threads", "processes"], default="threads",
+                   help="encode PNGs in threads (default) or in worker processes, off the GIL; the files are the "
+                   "same either way (figures: benchmarks/README.md)")
     p.epilog = ("Under torchrun (python -m torch.distributed.run --nproc_per_node=N -m ssmvos evaluate ...) the "
                 "videos are split across the processes (one GPU each); the outputs equal a single process's.")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -51,16 +51,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def parse_mask(text: str) -> tuple[int, str]:
     """``PATH`` (frame 0) or ``FRAME:PATH`` -> (frame, path); an existing file is always a PATH."""
     from ..errors import SSMVOSError
+    from ..numbers import parse_number
 
     frame, sep, path = text.partition(":")
     if not sep or os.path.exists(text):
         return 0, text
-    if not frame.strip().isdigit():
+    number = parse_number(frame.strip())
+    if number is None:
+        if frame.strip().startswith("-") and parse_number(frame.strip()[1:]) is not None:
+            raise SSMVOSError(f"--mask {text}: frame numbers start at 0, not {frame.strip()}")
         raise SSMVOSError(f"--mask {text}: no such file, and {frame!r} is not a frame number (use FRAME:PATH with "
-                          "FRAME = 0, 1, ...)")
+                          "FRAME = 0, 1, ... in ASCII digits)")
     if not path:
         raise SSMVOSError(f"--mask {text}: no mask file after the frame number")
-    return int(frame), path
+    return number, path
 
 
 def run(args: argparse.Namespace) -> int:
@@ -101,8 +105,12 @@ def _segment(args: argparse.Namespace, masks: list[tuple[int, str]], session: Se
     if stats.unmasked:
         where = "before the first mask" if stats.unmasked.start == 0 else "after the last mask"
         hint = "--direction both" if stats.unmasked.start == 0 else "--direction both or forward"
-        print(f"note: frames {stats.unmasked.start}..{stats.unmasked.stop - 1} come {where} and were not segmented "
-              f"with --direction {args.direction}: they have no PNG ({hint} segments them)", file=sys.stderr)
+        first, last = stats.unmasked.start, stats.unmasked.stop - 1
+        one = first == last
+        which = f"frame {first} comes" if one else f"frames {first}..{last} come"
+        print(f"note: {which} {where} and {'was' if one else 'were'} not segmented with --direction "
+              f"{args.direction}: no PNG is written for {'it' if one else 'them'} ({hint} segments them)",
+              file=sys.stderr)
     if stats.interrupted:
         print(f"ssmvos segment: interrupted after {stats.frames} frames; their masks are complete in {args.out}"
               + (f" and in the overlay {args.overlay}" if args.overlay and stats.frames else "")

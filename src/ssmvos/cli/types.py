@@ -15,6 +15,7 @@ import textwrap
 from collections.abc import Callable
 
 from ..pretrained import DEFAULT_INPUT_SIZE
+from ..numbers import parse_int
 
 
 def _bounds(lo: float | None, hi: float | None) -> str:
@@ -27,10 +28,9 @@ def int_range(lo: int | None = None, hi: int | None = None) -> Callable[[str], i
     """An argparse type: a whole number in [lo, hi] (None: unbounded on that side)."""
 
     def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        value = parse_int(text)
+        if value is None:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
         if (lo is not None and value < lo) or (hi is not None and value > hi):
             raise argparse.ArgumentTypeError(f"must be {_bounds(lo, hi)}, got {value}")
         return value
@@ -129,3 +129,23 @@ class HelpFormatter(argparse.HelpFormatter):
                                      break_long_words=False, break_on_hyphens=False)
             out.append("")
         return "\n".join(out[:-1])
+
+
+def join_dashed_values(argv: list[str], flags: tuple[str, ...] = ("--mask",)) -> list[str]:
+    """``--mask -1:m.png`` as ``--mask=-1:m.png``: argparse takes a value that starts with '-'
+    for a flag ("expected one argument"); joined, it reaches ``segment.parse_mask``, which says
+    what is wrong with it."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            return out + argv[i:]
+        nxt = argv[i + 1] if i + 1 < len(argv) else None
+        if arg in flags and isinstance(nxt, str) and nxt.startswith("-") and nxt != "-" and ":" in nxt:
+            out.append(f"{arg}={nxt}")
+            i += 2
+            continue
+        out.append(arg)
+        i += 1
+    return out

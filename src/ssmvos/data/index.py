@@ -164,12 +164,14 @@ def index_youtube(root: str | os.PathLike, split: str, notes: Callable[[str], No
     test = split == "test"
     if (base / "meta.json").is_file():
         videos = _load_meta(base / "meta.json")
+        source = f"listed in {base / 'meta.json'}"
     else:  # a YouTube-VOS-layout dataset without meta.json
         from .vos_meta import derive_meta
 
         if notes:
             notes(f"note: no meta.json in {base}: objects derived from the annotation PNGs")
         videos = derive_meta(base, test)
+        source = None  # the frames come from the annotation PNGs (and, for test, the frame folder)
     entries: list[FrameEntry] = []
     for video, info in videos.items():
         image_dir = _resolved_dir(base / "JPEGImages" / video, f"video {video!r} frame")
@@ -181,9 +183,13 @@ def index_youtube(root: str | os.PathLike, split: str, notes: Callable[[str], No
             missing = [f"{f}.jpg" for f in frames if f"{f}.jpg" not in have_images]
             missing += [f"{f}.png" for f in needed_masks if f"{f}.png" not in have_masks]
             if missing:
+                if not any(name.endswith(".jpg") for name in have_images):
+                    raise SSMVOSError(f"video {video!r} has no frames: {image_dir} holds no .jpg file, but "
+                                      f"{label_dir} has its annotations (remove the video or restore its frames)")
                 folder = image_dir if missing[0].endswith(".jpg") else label_dir
+                why = source or f"annotated in {label_dir}"
                 raise SSMVOSError(f"frames and annotations of video {video!r} object {obj} do not pair up: "
-                                  f"{folder} lacks {missing[0]} (listed in {base / 'meta.json'})")
+                                  f"{folder} lacks {missing[0]} ({why})")
             first_mask = label_dir / f"{frames[0]}.png"
             for k, frame in enumerate(frames):
                 mask = first_mask if test else label_dir / f"{frame}.png"

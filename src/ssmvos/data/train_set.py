@@ -9,6 +9,9 @@ fresh augmentations; with persistent workers, recreate the DataLoader's iterator
 """
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import cv2
 import numpy as np
 import torch
@@ -28,6 +31,19 @@ def worker_init_fn(worker_id: int) -> None:
     No seeding is needed: samples draw only from their own per-item generator.
     """
     cv2.setNumThreads(0)
+
+
+@contextlib.contextmanager
+def _naming(where: str, path: str) -> Iterator[None]:
+    """Errors reading ``path`` as one SSMVOSError that starts with ``where`` (the video and
+    frame); a decoder's own exception (cv2.error, OSError, ...) also names the file."""
+    try:
+        yield
+    except SSMVOSError as exc:
+        raise SSMVOSError(f"{where}: {exc}") from None
+    except (OSError, ValueError, cv2.error) as exc:
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise SSMVOSError(f"{where}: cannot decode {path} ({reason[:200]})") from None
 
 
 class TrainSet(Dataset):
@@ -84,8 +100,15 @@ class TrainSet(Dataset):
         return mask
 
     def _image_mask(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        image = read_frame(self.entries[index].image_path)
-        return image, self._mask(index, image.shape)
+        """The entry's H×W×3 uint8 frame and H×W uint8 object mask; a file that cannot be read
+        is an SSMVOSError naming the file and the video (the decoder's own error otherwise
+        reaches the user as a DataLoader worker's traceback line without either)."""
+        e = self.entries[index]
+        where = f"video {e.video_name!r} frame {e.frame_index}"
+        with _naming(where, e.image_path):
+            image = read_frame(e.image_path)
+        with _naming(where, e.mask_path):
+            return image, self._mask(index, image.shape)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         if not -len(self) <= index < len(self):

@@ -33,8 +33,15 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..atomic import check_output_folder, default_dir_mode, make_dirs, write_json_atomic, writing
+from ..atomic import (
+    check_output_folder,
+    default_dir_mode,
+    make_dirs,
+    write_json_atomic,
+    writing,
+)
 from ..errors import SSMVOSError
+from ..numbers import is_number
 
 #: The manifest's columns, in this order.
 COLUMNS = ("name", "video", "masks")
@@ -131,7 +138,7 @@ def parse_masks(text: str, base: Path) -> list[tuple[int, str]]:
     out = []
     for item in items:
         frame, sep, path = item.partition(":")
-        if sep and frame.strip().isdigit() and not (base / item).exists():
+        if sep and is_number(frame.strip()) and not (base / item).exists():
             if not path.strip():
                 raise SSMVOSError(f"the mask item {item!r} has no path after the frame number")
             out.append((int(frame), str(base / path.strip())))
@@ -340,9 +347,9 @@ def _move_into_place(tmp: Path, final: Path) -> None:
 
 def _write_coco(job: VideoJob, folder: Path) -> None:
     """``folder/coco.json``: the video's PNGs (read back) as COCO RLE (:mod:`ssmvos.io.coco`)."""
-    from ..io.labels import read_label_map
     from ..io.coco import video_entry, write_coco_json
     from ..io.frames.open import open_frames
+    from ..io.labels import read_label_map
 
     source = open_frames(job.video)
     try:
@@ -445,7 +452,13 @@ def _run_share(predictor, share: list[VideoJob], config: BatchConfig, bar) -> li
 def run_local(config: BatchConfig, jobs: list[VideoJob]) -> BatchResult | None:
     """This process's videos (all, or this torchrun rank's share) with one predictor; under
     torchrun every rank's outcomes are gathered to rank 0, which writes the summary."""
-    from ..distributed import all_gather_objects, init_process_group, planned_context, raise_if_any_failed, shutdown
+    from ..distributed import (
+        all_gather_objects,
+        init_process_group,
+        planned_context,
+        raise_if_any_failed,
+        shutdown,
+    )
 
     start = time.perf_counter()
     ctx = planned_context(config.predictor.device)

@@ -13,7 +13,9 @@ mask to argmax(background, foreground) (ties to background).
   runner's CUDA graphs the crops are one captured graph.
 
 A strategy's :meth:`crops` gives the batch's crops, :meth:`paste` queues the paste-back and
-:meth:`fetch` returns it on the host.
+:meth:`fetch` returns it on the host: soft masks as uint8 levels (quantised where the paste
+ran, :mod:`.merge`), and with device geometry optionally the frame's merged label map, so
+that a frame's results cross to the host as uint8 arrays only.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ import torch
 
 from ..data import geometry
 from ..runtime import HostCopy, Runner
+from .merge import merge_frame_tensor, quantize, quantize_tensor
 
 #: crops of a slice of the batch: (images N×h×w×3 uint8, masks N×h×w)
 Crops = Callable[[slice], tuple[torch.Tensor, torch.Tensor]]
@@ -38,7 +41,7 @@ class Pasted:
 
     probs: np.ndarray | None = None  # N×H×W float32 foreground probabilities
     chain: list[np.ndarray] | None = None  # per object: H×W {0, 1}, the next previous mask
-    copy: HostCopy | None = None  # device geometry: [probs, finite, chain masks]
+    copy: HostCopy | None = None  # device geometry: [soft N×H×W uint8, finite, chain masks(, labels H×W uint8)]
 
 
 class NotFinite(Exception):
@@ -81,8 +84,10 @@ class HostGeometry:
         boxes = [geometry.mask_box(m, self.margin) for m in prev]
         return boxes, lambda chunk: self.crop(image, prev[chunk], boxes[chunk])
 
-    def paste(self, boxes: list[geometry.CropBox], probs: list[torch.Tensor], height: int, width: int) -> Pasted:
-        """Paste each object's 1×2×h×w probabilities back into an H×W frame."""
+    def paste(self, boxes: list[geometry.CropBox], probs: list[torch.Tensor], height: int, width: int,
+              merge: tuple[list[int], str] | None = None) -> Pasted:
+        """Paste each object's 1×2×h×w probabilities back into an H×W frame (``merge`` is the
+        device strategy's: here the engine merges on the host)."""
         t = time.perf_counter()
         out = np.zeros((len(probs), height, width), dtype=np.float32)
         masks = []
@@ -97,9 +102,12 @@ class HostGeometry:
         self.seconds["paste-back"] += time.perf_counter() - t
         return Pasted(out, masks)
 
-    def fetch(self, pasted: Pasted) -> tuple[np.ndarray, list]:
-        """(foreground probabilities N×H×W float32, the next previous masks)."""
-        return pasted.probs, pasted.chain
+    def fetch(self, pasted: Pasted) -> tuple[np.ndarray, list, np.ndarray | None]:
+        """(soft masks N×H×W uint8, the next previous masks, None: no label map made here)."""
+        t = time.perf_counter()
+        soft = quantize(pasted.probs)
+        self.seconds["paste-back"] += time.perf_counter() - t
+        return soft, pasted.chain, None
 
     def chain_masks(self, pasted: Pasted) -> list:
         """The next previous masks, in this strategy's form, as soon as they are known."""
@@ -143,8 +151,11 @@ class DeviceGeometry:
         self.seconds["prepare"] += time.perf_counter() - t
         return boxes, lambda chunk: (images[chunk], masks[chunk])
 
-    def paste(self, boxes: HostCopy, probs: list[torch.Tensor], height: int, width: int) -> Pasted:
-        """Queue the paste-back and the copies of its results to the host (:meth:`fetch` waits)."""
+    def paste(self, boxes: HostCopy, probs: list[torch.Tensor], height: int, width: int,
+              merge: tuple[list[int], str] | None = None) -> Pasted:
+        """Queue the paste-back, the quantisation of the soft masks, with ``merge`` = (the
+        rows' object ids, mode) their merged label map, and the copies of the uint8 results to
+        the host (:meth:`fetch` waits)."""
         t = time.perf_counter()
         device = self.runner.device
         crop_boxes = [geometry.CropBox(*map(int, b)) for b in boxes.wait()[0].tolist()]
@@ -156,7 +167,11 @@ class DeviceGeometry:
             out[row, fy, fx] = region[0, 1]
             chain[row, fy, fx] = region[0, 1] > region[0, 0]
             finite.append(torch.isfinite(region).all())
-        pasted = Pasted(copy=self.runner.to_host([out, torch.stack(finite), chain]))
+        soft = quantize_tensor(out)
+        results = [soft, torch.stack(finite), chain]
+        if merge is not None:
+            results.append(merge_frame_tensor(merge[0], soft, merge[1]))
+        pasted = Pasted(copy=self.runner.to_host(results))
         pasted.chain = list(chain)  # the next previous masks stay on the device
         self.seconds["paste-back"] += time.perf_counter() - t
         return pasted
@@ -164,12 +179,13 @@ class DeviceGeometry:
     def chain_masks(self, pasted: Pasted) -> list:
         return pasted.chain
 
-    def fetch(self, pasted: Pasted) -> tuple[np.ndarray, list]:
+    def fetch(self, pasted: Pasted) -> tuple[np.ndarray, list, np.ndarray | None]:
+        """(soft masks N×H×W uint8, the next previous masks, the label map H×W uint8 or None)."""
         t = time.perf_counter()
-        probs, finite, chain = pasted.copy.wait()
+        soft, finite, chain, *labels = pasted.copy.wait()
         for row, ok in enumerate(finite.tolist()):
             if not ok:
                 raise NotFinite(row)
-        result = probs.numpy(), list(chain.numpy())
+        result = soft.numpy(), list(chain.numpy()), labels[0].numpy() if labels else None
         self.seconds["paste-back"] += time.perf_counter() - t
         return result

@@ -52,6 +52,7 @@ from ..model import SSM, ReferenceEncoding
 from ..model.ssm import check_input_size
 from ..runtime import Runner, RuntimeSpec, build_runner
 from .crops import DeviceGeometry, HostGeometry, NotFinite, Pasted
+from .merge import MODES, merge_frame
 from .results import Provenance, StoredResult
 from .state import REFERENCES, FrameResult, ObjectState, Prompt, VideoState
 
@@ -103,6 +104,8 @@ class _Frame:
     arrival: float | None = None
     launched: _Launched | None = None
     pasted: Pasted | None = None
+    merge: str | None = None  # merge mode asked of the pass (None: no label map)
+    labels: np.ndarray | None = None  # H×W uint8, merged where the network ran (device geometry)
 
     @property
     def running(self) -> list[int]:
@@ -227,7 +230,10 @@ class Engine:
         if launched is None or frame.pasted is not None:
             return
         try:
-            frame.pasted = self.geometry.paste(launched.boxes, launched.probs, *frame.soft.shape[1:])
+            merge = None
+            if frame.merge is not None and len(frame.running) == len(frame.rows):  # every row is on the device
+                merge = ([row.object_id for row in frame.rows], frame.merge)
+            frame.pasted = self.geometry.paste(launched.boxes, launched.probs, *frame.soft.shape[1:], merge=merge)
         except NotFinite as exc:
             raise self._not_finite(launched, exc) from None
         for chain, mask in zip(launched.chains, self.geometry.chain_masks(frame.pasted)):
@@ -239,11 +245,11 @@ class Engine:
             return
         self._paste(frame)
         try:
-            probs, masks = self.geometry.fetch(frame.pasted)
+            soft, masks, frame.labels = self.geometry.fetch(frame.pasted)
         except NotFinite as exc:
             raise self._not_finite(frame.launched, exc) from None
-        for r, p, m in zip(frame.running, probs, masks):
-            frame.soft[r] = (p * 255).astype(np.uint8)
+        for r, levels, m in zip(frame.running, soft, masks):
+            frame.soft[r] = levels
             frame.binary[r] = np.asarray(m) > 0
             chain = frame.rows[r].chain
             if state.results is not None and chain.object_id in state.objects:
@@ -373,7 +379,8 @@ class Engine:
 
     # -- video loop ----------------------------------------------------------------------
     def propagate(self, state: VideoState, start: int | None = None, max_frames: int | None = None,
-                  reverse: bool = False, prefetch: int = 4, *, before_first: bool = False) -> Iterator[FrameResult]:
+                  reverse: bool = False, prefetch: int = 4, *, before_first: bool = False,
+                  merge: str | None = None) -> Iterator[FrameResult]:
         """Yield a FrameResult for every frame from ``start`` on, in increasing frame order
         (decreasing if ``reverse``): the start frame and at most ``max_frames`` more.
 
@@ -385,9 +392,15 @@ class Engine:
         first given mask (the backward half of direction "both"). Stored results that are
         still valid are read back instead of recomputed. Masks given or objects removed
         while iterating count from the next frame not yet begun.
+
+        ``merge`` ('soft' or 'hard'): every result also carries ``labels``, the frame's objects
+        merged into one H×W uint8 label map (:mod:`.merge`'s rules); with device geometry it is
+        made where the network runs and copied to the host with the uint8 soft masks.
         """
         if not state.objects:
             raise SSMVOSRuntimeError("no object was added to the video: add a mask first")
+        if merge is not None and merge not in MODES:
+            raise SSMVOSValueError(f"merge must be one of {MODES} or None, not {merge!r}")
         if max_frames is not None and max_frames < 0:
             raise SSMVOSValueError(f"max_frame_num_to_track must be >= 0, not {max_frames}")
         live = state.frames.live
@@ -413,7 +426,8 @@ class Engine:
                 indices = list(range(start, n if max_frames is None else min(start + max_frames + 1, n)))
             items = ((i, image, None) for i, image in state.frames.iterate(indices, prefetch))
         last = None
-        for result in self._run(state, items, chains, reverse, before_first, lookahead=self.lookahead and not live):
+        for result in self._run(state, items, chains, reverse, before_first, lookahead=self.lookahead and not live,
+                                merge=merge):
             last = result.frame_index
             yield result
         if live and max_frames is None:
@@ -424,7 +438,8 @@ class Engine:
                                          "a mask was given")
 
     def _run(self, state: VideoState, items: Iterable, chains: dict[int, _Chain], reverse: bool,
-             before_first: bool, lookahead: bool, only: set[int] | None = None) -> Iterator[FrameResult]:
+             before_first: bool, lookahead: bool, only: set[int] | None = None,
+             merge: str | None = None) -> Iterator[FrameResult]:
         """The frame loop of a pass over ``items`` ((index, image, arrival) in pass order);
         ``chains`` holds the running chains and is updated in place. ``only``: run just these
         objects and show no others (a catch-up)."""
@@ -437,6 +452,7 @@ class Engine:
             if item is None:
                 break
             current = self._begin(state, chains, reverse, before_first, only, *item)
+            current.merge = merge
             if previous is not None:
                 self._paste(previous)  # its previous masks are what ``current`` crops around
             for row in current.rows:  # chains continue from the masks read back
@@ -576,9 +592,14 @@ class Engine:
         if len(keep) != len(frame.rows):
             soft, binary = soft[keep], binary[keep]
         latency = None if frame.arrival is None else time.monotonic() - frame.arrival
-        return FrameResult(frame.index, [frame.rows[r].object_id for r in keep], soft, binary, frame.image,
+        ids = [frame.rows[r].object_id for r in keep]
+        labels = frame.labels if len(keep) == len(frame.rows) else None
+        if frame.merge is not None and labels is None:  # merged on the host (host geometry, given or read-back rows)
+            labels = (merge_frame(ids, list(soft), frame.merge) if ids
+                      else np.zeros((state.height, state.width), np.uint8))
+        return FrameResult(frame.index, ids, soft, binary, frame.image,
                            state.frames.fps, latency, list(state.objects), self.device, reverse,
-                           computed=any(frame.rows[r].kind == "run" for r in keep))
+                           computed=any(frame.rows[r].kind == "run" for r in keep), labels=labels)
 
 
 def check_object_id(object_id: object) -> int:

@@ -31,7 +31,6 @@ from ..errors import SSMVOSError
 from ..io.frames.files import FrameFiles, frame_key, list_frames
 from ..pretrained import DEFAULT_INPUT_SIZE
 from .engine import Engine, VideoState
-from .merge import merge_frame
 from .writer import AsyncWriter
 
 
@@ -80,7 +79,8 @@ class EvaluateConfig:
     backend: str = "torch"  # torch | compile | onnxruntime (see ssmvos.runtime)
     onnx: str | None = None  # with backend="onnxruntime": an export folder (default: exported into the cache)
     max_batch: int = 16
-    num_workers: int = 2  # threads writing PNGs
+    num_workers: int = 2  # threads (or processes) writing PNGs
+    png_pool: str = "threads"  # threads | processes (see inference.writer)
     merged_dir: str | None = None
     merge_mode: str = "soft"
     zip: str | None = None
@@ -133,7 +133,7 @@ def evaluate(config: EvaluateConfig) -> EvaluateResult | None:
             try:
                 stats = evaluate_split(entries, engine, config.save_dir, merged, config.merge_mode,
                                        progress=config.progress and ctx.is_main, io_workers=config.num_workers,
-                                       shard=(ctx.rank, ctx.world_size))
+                                       shard=(ctx.rank, ctx.world_size), png_pool=config.png_pool)
             except SSMVOSError as exc:
                 if ctx.world_size == 1:
                     raise
@@ -232,8 +232,12 @@ def _prepare_video(engine: Engine, tracks: list[ObjectTrack]) -> VideoState:
 
 def evaluate_split(entries: list[FrameEntry], engine: Engine, save_dir: str | os.PathLike,
                    merged_dir: str | os.PathLike | None = None, merge_mode: str = "soft",
-                   progress: bool = True, io_workers: int = 2, shard: tuple[int, int] = (0, 1)) -> EvaluationStats:
+                   progress: bool = True, io_workers: int = 2, shard: tuple[int, int] = (0, 1),
+                   png_pool: str = "threads") -> EvaluationStats:
     """Run ``engine`` over every video of ``entries``; returns totals.
+
+    PNGs are encoded and written by ``io_workers`` threads or processes (``png_pool``, see
+    :class:`~.writer.AsyncWriter`); the files are the same either way.
 
     ``shard=(rank, world)``: only every world-th video starting at ``rank`` (processes under
     torchrun split the videos this way; each video's outputs come from one process).
@@ -245,7 +249,7 @@ def evaluate_split(entries: list[FrameEntry], engine: Engine, save_dir: str | os
     save_dir = Path(save_dir)
     stats = EvaluationStats()
     start = time.perf_counter()
-    with AsyncWriter(io_workers) as writer:
+    with AsyncWriter(io_workers, pool=png_pool) as writer:
         for video, tracks in videos.items():
             state = _prepare_video(engine, tracks)
             stats.videos += 1
@@ -257,14 +261,13 @@ def evaluate_split(entries: list[FrameEntry], engine: Engine, save_dir: str | os
                 remove_temporaries(Path(merged_dir) / video)
             done: set[str] = set()
             bar = tqdm(total=state.num_frames, desc=video, unit="frame", disable=not progress, leave=False)
-            for result in engine.propagate(state):
+            # the engine merges (where the network runs, with device geometry): uint8 maps only reach the host
+            for result in engine.propagate(state, merge=merge_mode if merged_dir is not None else None):
                 name = names[result.frame_index]
                 for obj_id, soft in zip(result.object_ids, result.soft):
                     writer.submit(write_gray_png, save_dir / video / str(obj_id) / f"{name}.png", soft)
                 if merged_dir is not None:
-                    labels = (merge_frame(result.object_ids, list(result.soft), merge_mode) if result.object_ids
-                              else np.zeros((state.height, state.width), np.uint8))
-                    writer.submit(write_palette_png, Path(merged_dir) / video / f"{name}.png", labels)
+                    writer.submit(write_palette_png, Path(merged_dir) / video / f"{name}.png", result.labels)
                     done.add(name)
                 stats.frames += 1
                 stats.object_frames += len(result.object_ids)

@@ -88,7 +88,8 @@ class FrameResult:
     frame was done (SAM 2's rows); ``device``: where :attr:`video_res_masks` is made;
     ``reverse``: whether a backward pass yielded it (False for results read back);
     ``computed``: whether the network ran on this frame for at least one object (False when
-    every result was given or read back).
+    every result was given or read back); ``labels``: with ``propagate(..., merge=mode)``,
+    the objects merged into one H×W uint8 label map (else None).
     """
 
     frame_index: int
@@ -102,6 +103,7 @@ class FrameResult:
     device: torch.device | None = None
     reverse: bool = False
     computed: bool = False
+    labels: np.ndarray | None = None
 
     @property
     def probs(self) -> np.ndarray:

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SSMVOSError
+from ..numbers import is_number
 from .labels import LabelMap, encode_label_png, read_object_labels
 
 SESSION_VERSION = 1
@@ -105,7 +106,7 @@ def _whole(value: object, where: str, source: str) -> int:
 
 
 def _frame_number(key: str, source: str) -> int:
-    if not (key.isascii() and key.isdigit()):
+    if not is_number(key):
         shown = key if len(key) <= 20 else f"{key[:12]}... ({len(key)} characters)"
         raise SSMVOSError(f"{source}: mask key {shown!r} is not a frame number (0, 1, 2, ...)")
     if len(key) > _MAX_DIGITS:
@@ -140,7 +141,7 @@ def _objects(data: dict, source: str) -> dict[int, str]:
         raise SSMVOSError(f"{source}: 'objects' must be an object of id -> {{\"name\": ...}}")
     out = {}
     for key, value in objects.items():
-        if not (key.isascii() and key.isdigit() and len(key) <= 3 and 1 <= int(key) <= 254):
+        if not (is_number(key) and len(key) <= 3 and 1 <= int(key) <= 254):
             raise SSMVOSError(f"{source}: objects key {key[:20]!r} is not an object id (1..254)")
         name = value.get("name") if isinstance(value, dict) else None
         if not isinstance(name, str):

@@ -51,6 +51,7 @@ import numpy as np
 from ..cpus import available_cpus
 from ..errors import SSMVOSError
 from ..io.labels import VOID_LABEL
+from ..numbers import is_number
 from .generic import GenericVideo
 from .labels import annotation_frames, label_ids, read_label_png, result_png
 from .metrics import BOUND_TH, db_statistics, frame_scores
@@ -212,7 +213,7 @@ def score_video(job: VideoJob) -> VideoScores:
 def _frame_gap(frames: list[str]) -> tuple[str, str] | None:
     """Two consecutive annotation frames whose numeric names are not consecutive numbers, if any."""
     stems = [name[:-len(".png")] for name in frames]
-    if not all(s.isdigit() for s in stems):
+    if not all(is_number(s) for s in stems):
         return None
     for a, b in zip(stems, stems[1:]):
         if int(b) != int(a) + 1:

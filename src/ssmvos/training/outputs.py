@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..atomic import is_temporary, make_dirs, write_error, writing
 from ..errors import SSMVOSError
+from ..numbers import is_number
 
 #: The original's log line format and date format.
 LOG_FORMAT = "[%(asctime)s %(filename)s#%(lineno)3d] %(message)s"
@@ -35,7 +36,7 @@ def existing_checkpoints(model_dir: str | os.PathLike) -> dict[int, Path]:
     folder = run_paths(model_dir)["checkpoints"]
     if not folder.is_dir():
         return {}
-    return {int(p.stem): p for p in folder.glob("*.pt") if p.stem.isdigit() and not is_temporary(p.name)}
+    return {int(p.stem): p for p in folder.glob("*.pt") if is_number(p.stem) and not is_temporary(p.name)}
 
 
 def check_run_folder(model_dir: str | os.PathLike, resumed_step: int | None) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import SSMVOSError
+from ...numbers import is_number
 from .base import ArrayFrames, FrameSource
 from .files import FrameFiles, list_frames
 from .live import CaptureStream, IterableStream
@@ -50,7 +51,7 @@ def _route(video: object) -> tuple[type[FrameSource], Opener]:
             return FrameFiles, lambda q, d: FrameFiles(list_frames(path))
         if path.is_file():
             return VideoFile, lambda q, d: VideoFile(path)
-        if text.isascii() and text.isdigit():
+        if is_number(text):
             return CaptureStream, lambda q, d: CaptureStream(int(text), q, d)
         if path.suffix.lower() in VIDEO_SUFFIXES:
             return VideoFile, lambda q, d: VideoFile(path)  # raises naming the missing file
