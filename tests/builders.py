@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from conftest import DAVIS16, REFERENCE, require_shared
+from conftest import DAVIS16, REFERENCE
 from ssmvos.atomic import is_temporary
 from ssmvos.data.io import read_mask, write_palette_png
 
@@ -29,8 +29,6 @@ def write_png(path: Path, labels: np.ndarray, mode: str = "P") -> Path:
 
 def davis2017_layout(root: Path, test: bool = False, frames: int = 4) -> Path:
     """A DAVIS 2017 root: libby (objects 1, 2; two-object annotations) and, unless test, blackswan (object 1)."""
-    require_shared(TWO_OBJECT)
-    require_shared(DAVIS16)
     videos = {"libby": TWO_OBJECT} if test else {"libby": TWO_OBJECT, "blackswan": None}
     for video, annotations in videos.items():
         (root / "JPEGImages" / "480p" / video).mkdir(parents=True)

@@ -26,7 +26,7 @@ import pytest
 from PIL import Image
 
 from builders import assert_complete
-from conftest import DAVIS16, REFERENCE, ROOT, SUBPROCESS_TIMEOUT, davis_entries, require_shared
+from conftest import DAVIS16, REFERENCE, ROOT, SUBPROCESS_TIMEOUT, davis_entries
 from ssmvos.data.io import read_mask, write_gray_png, write_palette_png
 
 W, H = 128, 72  # frames of the small clip (the network input is 224: crops are resized)
@@ -51,8 +51,6 @@ class Workspace:
     """Small inputs for every command, good and bad, built once for the table."""
 
     def __init__(self, root: Path, checkpoint: Path):
-        require_shared(DAVIS16)
-        require_shared(REFERENCE / "davis_two_object")
         self.root, self.ckpt = root, checkpoint
         self.frames = root / "frames"
         self.frames.mkdir()

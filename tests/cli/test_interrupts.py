@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import DAVIS16, ROOT, SUBPROCESS_TIMEOUT, davis_entries, require_shared, run_cli
+from conftest import DAVIS16, ROOT, SUBPROCESS_TIMEOUT, davis_entries, run_cli
 from ssmvos.data.io import write_palette_png
 from builders import assert_complete
 
@@ -78,7 +78,6 @@ def test_ctrl_c_during_segment_leaves_complete_masks_and_video(tmp_path, referen
 
 
 def test_ctrl_c_during_evaluate_leaves_complete_outputs(tmp_path, reference_checkpoint):
-    require_shared(DAVIS16)
     split = tmp_path / "split.json"
     split.write_text(json.dumps(davis_entries("blackswan", DAVIS16 / "Annotations" / "480p", [255])))
     save, merged = tmp_path / "save", tmp_path / "merged"
@@ -130,7 +129,6 @@ def _train(model_dir: Path, split: Path, *extra) -> list:
 
 
 def test_ctrl_c_during_train_then_resume_exactly(tmp_path):
-    require_shared(DAVIS16)
     ann = DAVIS16 / "Annotations" / "480p"
     split = tmp_path / "split.json"
     split.write_text(json.dumps(davis_entries("blackswan", ann, [255], frames=3)

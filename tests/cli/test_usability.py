@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import DAVIS16, ROOT, SUBPROCESS_TIMEOUT, davis_entries, require_shared, run_cli
+from conftest import DAVIS16, ROOT, SUBPROCESS_TIMEOUT, davis_entries, run_cli
 from ssmvos.cli import build_parser
 from ssmvos.data.io import read_mask
 
@@ -58,7 +58,6 @@ def test_argument_errors_show_the_subcommands_usage(command):
 def test_input_size_reaches_the_network(tmp_path, reference_checkpoint):
     """evaluate --input-size H W runs the network at H×W: a height below 193 is refused naming it,
     and a valid H W gives masks."""
-    require_shared(DAVIS16)
     split = tmp_path / "split.json"
     split.write_text(json.dumps(davis_entries("blackswan", DAVIS16 / "Annotations" / "480p", [255], frames=2)))
     common = ["evaluate", "--split", split, "--resume", reference_checkpoint, "--device", "cpu", "--no-progress"]
@@ -187,7 +186,6 @@ def test_overlay_without_an_h264_encoder_falls_back_with_one_notice(tmp_path, ca
 
 # --------------------------------------------------------------------------- merged output of a split
 def test_trimmed_split_merges_and_scores_only_its_frames(tmp_path, reference_checkpoint):
-    require_shared(DAVIS16)
     split = tmp_path / "split.json"
     split.write_text(json.dumps(davis_entries("blackswan", DAVIS16 / "Annotations" / "480p", [255], frames=4)))
     proc = run_cli("evaluate", "--split", split, "--resume", reference_checkpoint, "--save-dir", tmp_path / "soft",
@@ -205,7 +203,6 @@ def test_late_objects_get_background_frames_before_them_only(tmp_path, model):
     from ssmvos.runtime import RuntimeSpec
     from ssmvos.inference.evaluate import evaluate_split
 
-    require_shared(DAVIS16)
     frames = tmp_path / "JPEGImages" / "v"
     frames.mkdir(parents=True)
     sources = sorted((DAVIS16 / "JPEGImages" / "480p" / "blackswan").glob("*.jpg"))[:5]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from builders import TWO_OBJECT, davis2017_layout, youtube_layout
-from conftest import DAVIS16, assert_clean_error, require_shared, run_cli
+from conftest import assert_clean_error, run_cli
 from ssmvos.data.datasets import index_datasets
 from ssmvos.data.index import index_davis2016, index_davis2017, index_youtube
 from ssmvos.data.io import write_palette_png
@@ -20,9 +20,8 @@ from ssmvos.errors import SSMVOSError
 
 
 
-def test_davis2016_val_from_the_shared_data():
-    require_shared(DAVIS16)
-    entries = index_davis2016(DAVIS16, "val")
+def test_davis2016_val_from_the_full_data(davis2016_full):
+    entries = index_davis2016(davis2016_full, "val")
     assert len(entries) == 1376
     assert {e.object_index for e in entries} == {255}
     videos = list(dict.fromkeys(e.video_name for e in entries))
@@ -123,13 +122,12 @@ def test_index_datasets_skips_missing_lists_and_writes_atomically(tmp_path):
     assert json.loads((out / "x.json").read_text()) == [{"a": 1}]
 
 
-def test_cli_indexes_every_dataset(tmp_path):
-    require_shared(DAVIS16)
+def test_cli_indexes_every_dataset(tmp_path, davis2016_full):
     d17 = davis2017_layout(tmp_path / "d17")
     d17t = davis2017_layout(tmp_path / "d17t", test=True)
     yt = youtube_layout(tmp_path / "yt")
     out = tmp_path / "out"
-    proc = run_cli("index", "--davis2016", DAVIS16, "--davis2017", d17, "--davis2017-test", d17t,
+    proc = run_cli("index", "--davis2016", davis2016_full, "--davis2017", d17, "--davis2017-test", d17t,
                    "--youtube", yt, "--out-dir", out)
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in out.iterdir()) == sorted(
@@ -140,10 +138,9 @@ def test_cli_indexes_every_dataset(tmp_path):
     assert len(load_split(out / "youtube_test.json")) == 6
 
 
-def test_cli_default_layout_and_nothing_found(tmp_path):
-    require_shared(DAVIS16)
+def test_cli_default_layout_and_nothing_found(tmp_path, davis2016_full):
     (tmp_path / "datasets").mkdir()
-    os.symlink(DAVIS16, tmp_path / "datasets" / "DAVIS2016")
+    os.symlink(davis2016_full, tmp_path / "datasets" / "DAVIS2016")
     proc = run_cli("index", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "found" in proc.stdout and "DAVIS2016" in proc.stdout

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from conftest import DAVIS16, require_shared
+from conftest import DAVIS16
 from ssmvos.data.io import write_palette_png
 from ssmvos.data.tensors import IMAGENET_MEAN, IMAGENET_STD
 from ssmvos.data.splits import as_entries, check_track_order
@@ -177,7 +177,6 @@ def davis_track(video: str) -> list[dict]:
 
 
 def test_real_davis_frames():
-    require_shared(DAVIS16)
     ds = TrainSet(davis_track("blackswan"), height=128, width=128)
     for index in (0, 25):
         ref_img, ref_mask, cur_img, cur_mask, prev = ds[index]

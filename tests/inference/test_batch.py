@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from builders import TWO_OBJECT, assert_complete
-from conftest import DAVIS16, ROOT, SUBPROCESS_TIMEOUT, require_shared
+from conftest import DAVIS16, ROOT, SUBPROCESS_TIMEOUT
 from ssmvos.cli import main
 from ssmvos.data.io import read_mask, write_palette_png
 
@@ -29,8 +29,6 @@ CLIPS = {"libby": 4, "blackswan": 3, "car-shadow": 2}  # name -> frames
 def clips(tmp_path_factory, reference_checkpoint) -> Path:
     """Three small clips (frame folders, one also as an mp4 file) with frame-0 masks, a CSV
     manifest (relative paths) and weights.pt linking to the reference checkpoint."""
-    require_shared(DAVIS16)
-    require_shared(TWO_OBJECT)
     root = tmp_path_factory.mktemp("clips")
     for name, n in CLIPS.items():
         frames = sorted((DAVIS16 / "JPEGImages" / "480p" / name).glob("*.jpg"))[:n]

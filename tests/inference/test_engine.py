@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import DAVIS16, REFERENCE, davis_entries, require_shared
+from conftest import DAVIS16, REFERENCE, davis_entries
 from ssmvos import SSMVOSError
 from ssmvos.data import geometry
 from ssmvos.data.io import object_mask, read_frame, read_mask
@@ -24,7 +24,7 @@ SIZE = (224, 224)
 
 @pytest.fixture(scope="module")
 def libby():
-    ann = require_shared(REFERENCE / "davis_two_object" / "Annotations" / "480p")
+    ann = REFERENCE / "davis_two_object" / "Annotations" / "480p"
     return davis_entries("libby", ann, [1, 2], frames=6)
 
 
@@ -99,7 +99,6 @@ def test_video_predictor_api(model, libby):
 def test_late_objects_background_frames_and_zip(tmp_path, model):
     """YouTube-VOS style: object 2 appears at the 3rd listed frame and has its own frame
     list; the image folder holds a frame before any object: merged output covers it."""
-    require_shared(DAVIS16)
     ann = REFERENCE / "davis_two_object" / "Annotations" / "480p" / "libby"
     video = tmp_path / "JPEGImages" / "v"
     video.mkdir(parents=True)

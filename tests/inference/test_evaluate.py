@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import DAVIS16, REFERENCE, assert_clean_error, davis_entries, require_shared, run_cli
+from conftest import DAVIS16, REFERENCE, assert_clean_error, davis_entries, run_cli
 from ssmvos.data.io import read_mask
 
 
@@ -17,7 +17,6 @@ def weights(reference_checkpoint):
 
 @pytest.fixture()
 def split(tmp_path):
-    require_shared(DAVIS16)
     path = tmp_path / "split.json"
     path.write_text(json.dumps(davis_entries("blackswan", DAVIS16 / "Annotations" / "480p", [255], frames=3)))
     return path
@@ -75,7 +74,6 @@ def test_torchrun_shards_videos_and_matches_one_process(tmp_path, weights):
 
     from conftest import ROOT, SUBPROCESS_TIMEOUT
 
-    require_shared(DAVIS16)
     ann = DAVIS16 / "Annotations" / "480p"
     entries = (davis_entries("blackswan", ann, [255], frames=3) + davis_entries("car-shadow", ann, [255], frames=3)
                + davis_entries("libby", ann, [255], frames=3))
@@ -109,7 +107,7 @@ def test_device_merge_and_process_pool_write_the_same_files(tmp_path, model):
     from ssmvos.inference.evaluate import evaluate_split
     from ssmvos.inference.merge import merge_folder
 
-    ann = require_shared(REFERENCE / "davis_two_object" / "Annotations" / "480p")
+    ann = REFERENCE / "davis_two_object" / "Annotations" / "480p"
     entries = davis_entries("libby", ann, [1, 2], frames=3)
 
     def files(folder):

@@ -1,36 +1,51 @@
 """The whole inference chain against the original's outputs under reference weights.
 
 `ssmvos evaluate` + `ssmvos merge` at 256×256 on DAVIS 2016 blackswan and car-shadow and
-on the two-object libby variant must reproduce ../shared/reference (tolerances from its
-README: mean |soft mask difference| ≤ 1/255, merged masks equal on ≥ 99.5 % of pixels), on
-every backend: torch, compile (torch.compile) and onnxruntime (the exported ONNX graphs).
+on the two-object libby variant (vendored in tests/fixtures) must reproduce
+tests/fixtures/reference (tolerances from its README: mean |soft mask difference| ≤ 1/255,
+merged masks equal on ≥ 99.5 % of pixels), on every backend: torch, compile (torch.compile)
+and onnxruntime (the exported ONNX graphs); on the CPU always, and on CUDA (marker ``cuda``)
+where there is a GPU: there also with ``--cuda-graphs``, and with the crop geometry on the
+host as well as on the device (the CUDA default).
 """
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
 
-from conftest import DAVIS16, REFERENCE, davis_entries, label_agreement, mean_soft_difference, require_shared, run_cli
+from conftest import (DAVIS16, REFERENCE, davis_entries, label_agreement, mean_soft_difference, on_cuda,
+                      onnxruntime_cuda_or_skip, run_cli)
+
+pytestmark = pytest.mark.golden
 
 
-def _backend_flags(backend: str, tmp_path, checkpoint, export: bool) -> tuple[list, dict]:
-    """evaluate flags (and environment) for ``backend``; onnxruntime either from an
-    ``ssmvos export`` folder (``export``) or exported on the fly into a fresh cache."""
+def _backend_flags(backend: str, device: str, tmp_path, checkpoint, export: bool) -> tuple[list, dict]:
+    """evaluate flags (and environment) for ``backend`` on ``device``; onnxruntime either from
+    an ``ssmvos export`` folder (``export``) or exported on the fly into a fresh cache;
+    ``torch+graphs`` is the torch backend with ``--cuda-graphs``."""
+    flags = ["--device", device]
+    if backend == "torch+graphs":
+        return flags + ["--backend", "torch", "--cuda-graphs"], {}
     if backend != "onnxruntime":
-        return ["--backend", backend], {}
+        return flags + ["--backend", backend], {}
     pytest.importorskip("onnxruntime", reason='needs the [onnx] extra (pip install -e ".[onnx]")')
     pytest.importorskip("onnxscript", reason='needs the [onnx] extra (pip install -e ".[onnx]")')
+    if device == "cuda":
+        onnxruntime_cuda_or_skip()
     if not export:
-        return ["--backend", backend], {"SSMVOS_HOME": str(tmp_path / "home")}
+        return flags + ["--backend", backend], {"SSMVOS_HOME": str(tmp_path / "home")}
     proc = run_cli("export", "--format", "onnx", "--out", tmp_path / "onnx", "--weights", checkpoint,
                    "--input-size", 256, 256)
     assert proc.returncode == 0, proc.stderr
     assert "exported 256x256" in proc.stdout
-    return ["--backend", backend, "--onnx", tmp_path / "onnx"], {}
+    return flags + ["--backend", backend, "--onnx", tmp_path / "onnx"], {}
 
 
-BACKENDS = ["torch", "onnxruntime", pytest.param("compile", marks=pytest.mark.slow)]
+#: (device, backend): every backend on the CPU; on CUDA also the torch backend with CUDA graphs.
+CASES = [("cpu", "torch"), ("cpu", "onnxruntime"), pytest.param("cpu", "compile", marks=pytest.mark.slow)] + [
+    on_cuda("cuda", backend, id=f"cuda-{backend}") for backend in ("torch", "torch+graphs", "compile", "onnxruntime")]
 
 
 def _split(tmp_path, entries):
@@ -39,14 +54,13 @@ def _split(tmp_path, entries):
     return path
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_evaluate_and_merge_reproduce_blackswan_and_car_shadow(tmp_path, reference_checkpoint, backend):
-    require_shared(REFERENCE / "pipeline_blackswan_car-shadow")
-    flags, env = _backend_flags(backend, tmp_path, reference_checkpoint, export=True)
+@pytest.mark.parametrize("device,backend", CASES)
+def test_evaluate_and_merge_reproduce_blackswan_and_car_shadow(tmp_path, reference_checkpoint, device, backend):
+    flags, env = _backend_flags(backend, device, tmp_path, reference_checkpoint, export=True)
     ann = DAVIS16 / "Annotations" / "480p"
     split = _split(tmp_path, davis_entries("blackswan", ann, [255]) + davis_entries("car-shadow", ann, [255]))
     proc = run_cli("evaluate", "--split", split, "--resume", reference_checkpoint, "--save-dir", tmp_path / "per",
-                   "--input-height", 256, "--input-width", 256, "--device", "cpu", "--no-progress", *flags, env=env)
+                   "--input-height", 256, "--input-width", 256, "--no-progress", *flags, env=env)
     assert proc.returncode == 0, proc.stderr
     assert "90 frames" in proc.stdout and "frames/s" in proc.stdout
     proc = run_cli("merge", "-i", tmp_path / "per", "-o", tmp_path / "merged")
@@ -59,13 +73,13 @@ def test_evaluate_and_merge_reproduce_blackswan_and_car_shadow(tmp_path, referen
     assert label_agreement(tmp_path / "merged", ref / "merged") >= 0.995
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_two_objects_batched_with_in_memory_merge(tmp_path, reference_checkpoint, backend):
-    ann = require_shared(REFERENCE / "davis_two_object" / "Annotations" / "480p")
-    flags, env = _backend_flags(backend, tmp_path, reference_checkpoint, export=False)
+@pytest.mark.parametrize("device,backend", CASES)
+def test_two_objects_batched_with_in_memory_merge(tmp_path, reference_checkpoint, device, backend):
+    ann = REFERENCE / "davis_two_object" / "Annotations" / "480p"
+    flags, env = _backend_flags(backend, device, tmp_path, reference_checkpoint, export=False)
     split = _split(tmp_path, davis_entries("libby", ann, [1, 2]))
     proc = run_cli("evaluate", "--split", split, "--resume", reference_checkpoint, "--save-dir", tmp_path / "per",
-                   "--input-height", 256, "--input-width", 256, "--device", "cpu", "--no-progress",
+                   "--input-height", 256, "--input-width", 256, "--no-progress",
                    "--merged-dir", tmp_path / "merged", "--score", "--score-json", tmp_path / "jf.json", *flags, env=env)
     assert proc.returncode == 0, proc.stderr
     # --score after merging: figures equal to scoring the merged folder separately
@@ -82,3 +96,27 @@ def test_two_objects_batched_with_in_memory_merge(tmp_path, reference_checkpoint
     # the in-memory merge equals merging the written files afterwards
     assert run_cli("merge", "-i", tmp_path / "per", "-o", tmp_path / "merged2").returncode == 0
     assert label_agreement(tmp_path / "merged2", tmp_path / "merged") == 1.0
+
+
+@pytest.mark.parametrize("graphs", [on_cuda(False, id="cuda-host-geometry"),
+                                    on_cuda(True, id="cuda-host-geometry-graphs")])
+def test_host_geometry_on_cuda_reproduces_the_original(tmp_path, model, graphs):
+    """On CUDA the engine crops and pastes back on the device by default (the CLI cases above);
+    the host's crop geometry (OpenCV) with the network on the GPU passes the same checks."""
+    from ssmvos.inference.engine import Engine
+    from ssmvos.inference.evaluate import evaluate_split
+    from ssmvos.runtime import RuntimeSpec
+
+    ann = DAVIS16 / "Annotations" / "480p"
+    jobs = {"pipeline_blackswan_car-shadow": (davis_entries("blackswan", ann, [255])
+                                              + davis_entries("car-shadow", ann, [255]), 90),
+            "pipeline_two_object_libby": (davis_entries(
+                "libby", REFERENCE / "davis_two_object" / "Annotations" / "480p", [1, 2]), 98)}
+    engine = Engine.for_model(copy.deepcopy(model), (256, 256), RuntimeSpec("torch", "cuda", "fp32", graphs),
+                              margin=0.5, device_geometry=False)
+    for name, (entries, files) in jobs.items():
+        out = tmp_path / name
+        evaluate_split(entries, engine, out / "per", out / "merged", progress=False)
+        diff, count = mean_soft_difference(out / "per", REFERENCE / name / "per_object")
+        assert count == files and diff <= 1.0, name
+        assert label_agreement(out / "merged", REFERENCE / name / "merged") >= 0.995, name

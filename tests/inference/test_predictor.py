@@ -10,7 +10,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from conftest import DAVIS16, REFERENCE, require_shared
+from conftest import DAVIS16, REFERENCE
 from ssmvos import SSMVOSError
 from ssmvos.data.io import read_mask
 from ssmvos.inference.predictor import VideoPredictor
@@ -25,7 +25,6 @@ ANN = REFERENCE / "davis_two_object" / "Annotations" / "480p" / "libby"
 @pytest.fixture(scope="module")
 def libby():
     """(first 5 frame paths of libby, its two-object label maps for those frames)."""
-    require_shared(ANN)
     paths = sorted((DAVIS16 / "JPEGImages" / "480p" / "libby").glob("*.jpg"))[:5]
     return [str(p) for p in paths], [read_mask(ANN / f"{i:05d}.png") for i in range(5)]
 
@@ -48,6 +47,7 @@ def _run(predictor, state, **kw) -> dict[int, tuple[list[int], np.ndarray]]:
     return {r.frame_index: (r.object_ids, r.soft.copy()) for r in predictor.propagate_in_video(state, **kw)}
 
 
+@pytest.mark.golden
 def test_one_mask_at_frame_0_forward_reproduces_the_original(predictor, libby):
     paths, labels = libby
     state = predictor.init_state(paths)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import DAVIS16, REFERENCE, require_shared
+from conftest import DAVIS16, REFERENCE
 from ssmvos import SSMVOSError, VideoPredictor
 from ssmvos.data.io import read_mask
 from stub_network import stub_predictor
@@ -19,9 +19,10 @@ from stub_network import stub_predictor
 LIBBY_ANN = REFERENCE / "davis_two_object" / "Annotations" / "480p" / "libby"
 
 
+@pytest.mark.golden
 def test_a_sam2_client_runs_unchanged_and_gets_the_originals_masks(reference_checkpoint):
-    video_dir = require_shared(DAVIS16 / "JPEGImages" / "480p" / "libby")
-    first_mask = read_mask(require_shared(LIBBY_ANN / "00000.png"))
+    video_dir = DAVIS16 / "JPEGImages" / "480p" / "libby"
+    first_mask = read_mask(LIBBY_ANN / "00000.png")
     # -- the client: only this line differs from what it does with SAM 2 ----------------------
     predictor = VideoPredictor.from_pretrained(reference_checkpoint, input_size=256, device="cpu")
     inference_state = predictor.init_state(video_path=str(video_dir), offload_video_to_cpu=True,

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import DAVIS16, REFERENCE, ROOT, SUBPROCESS_TIMEOUT, assert_clean_error, require_shared, run_cli
+from conftest import DAVIS16, REFERENCE, ROOT, SUBPROCESS_TIMEOUT, assert_clean_error, run_cli
 from ssmvos.data.io import read_mask, write_palette_png
 
 W, H, N = 320, 180, 5
@@ -25,7 +25,6 @@ W, H, N = 320, 180, 5
 def clip(tmp_path_factory, reference_checkpoint):
     """A small two-object clip (libby frames, downscaled) as an mp4, a frame folder and a mask;
     weights.pt links to the session's reference checkpoint."""
-    require_shared(DAVIS16)
     root = tmp_path_factory.mktemp("clip")
     frames = root / "frames"
     frames.mkdir()

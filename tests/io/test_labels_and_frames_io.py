@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import DAVIS16, require_shared
+from conftest import DAVIS16
 from ssmvos.data.io import DAVIS_PALETTE, object_mask, read_mask, write_gray_png, write_palette_png
 from ssmvos.errors import SSMVOSError
 from ssmvos.io.frames import VideoFile, list_frames, read_frame
@@ -126,7 +126,6 @@ def test_video_frames(tmp_path):
 
 
 def test_real_davis_frame_and_annotation():
-    require_shared(DAVIS16)
     img = read_frame(DAVIS16 / "JPEGImages" / "480p" / "blackswan" / "00000.jpg")
     mask = read_mask(DAVIS16 / "Annotations" / "480p" / "blackswan" / "00000.png")
     assert img.shape == (480, 854, 3) and img.dtype == np.uint8

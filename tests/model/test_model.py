@@ -1,6 +1,7 @@
 """The SSM network: state-dict layout, golden numerics against the original, stages, gradients."""
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -8,16 +9,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import FIXTURES, fill_reference_weights, relative_error
+from conftest import DEVICES, REFERENCE, fill_reference_weights, relative_error
 from ssmvos import SSM
 from ssmvos.model import ReferenceEncoding
+from ssmvos.runtime import matmul_scope
 
 INPUTS = ("ref_img", "ref_mask", "cur_img", "prev_mask")
 
 
 @pytest.fixture(scope="module")
 def golden():
-    data = np.load(FIXTURES / "forward_conv32_blackswan.npz")
+    data = np.load(REFERENCE / "forward_conv32_blackswan.npz")
     out = {k: torch.from_numpy(data[k]) for k in INPUTS + ("out", "struct_mask")}
     out["matching"], out["keep_topk"] = str(data["matching"]), int(data["keep_topk"])
     return out
@@ -30,17 +32,21 @@ def ref_model():
     return model
 
 
+@pytest.mark.golden
 def test_state_dict_keys_and_shapes_equal_the_original():
-    want = json.loads((FIXTURES / "ssm_state_dict_shapes.json").read_text())
+    want = json.loads((REFERENCE / "ssm_state_dict_shapes.json").read_text())
     got = {k: list(v.shape) for k, v in SSM().state_dict().items()}
     assert list(got) == list(want)
     assert got == want
 
 
-def test_forward_reproduces_the_original(golden, ref_model):
+@pytest.mark.golden
+@pytest.mark.parametrize("device", DEVICES)
+def test_forward_reproduces_the_original(golden, ref_model, device):
     assert golden["matching"] == "conv" and golden["keep_topk"] == 32
-    with torch.no_grad():
-        out, struct = ref_model(*(golden[k] for k in INPUTS))
+    model = ref_model if device == "cpu" else copy.deepcopy(ref_model).to(device)
+    with torch.no_grad(), matmul_scope("fp32"):  # fp32 is IEEE float32: TF32 off on CUDA
+        out, struct = (t.cpu() for t in model(*(golden[k].to(device) for k in INPUTS)))
     for got, want in ((out, golden["out"]), (struct, golden["struct_mask"])):
         assert got.shape == want.shape
         assert relative_error(got, want) <= 1e-4

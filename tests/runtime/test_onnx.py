@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import FIXTURES, ROOT, assert_clean_error, relative_error, run_cli
+from conftest import DEVICES, REFERENCE, ROOT, assert_clean_error, onnxruntime_cuda_or_skip, relative_error, run_cli
 from ssmvos import SSMVOSError, VideoPredictor, save_checkpoint
 from ssmvos.data.tensors import IMAGENET_MEAN, IMAGENET_STD
 from ssmvos.runtime import make_runner, resolve_backend
@@ -27,7 +27,7 @@ INPUTS = ("ref_img", "ref_mask", "cur_img", "prev_mask")
 
 @pytest.fixture(scope="module")
 def golden():
-    data = np.load(FIXTURES / "forward_conv32_blackswan.npz")
+    data = np.load(REFERENCE / "forward_conv32_blackswan.npz")
     return {k: torch.from_numpy(data[k]) for k in INPUTS + ("out",)}
 
 
@@ -39,8 +39,12 @@ def exported(model, tmp_path_factory):
     return out
 
 
-def test_exported_graphs_reproduce_the_original_forward(model, exported, golden):
-    runner = make_runner(model, "onnxruntime", "cpu", input_size=(256, 256), onnx=exported)
+@pytest.mark.golden
+@pytest.mark.parametrize("device", DEVICES)
+def test_exported_graphs_reproduce_the_original_forward(model, exported, golden, device):
+    if device == "cuda":
+        onnxruntime_cuda_or_skip()
+    runner = make_runner(model, "onnxruntime", device, input_size=(256, 256), onnx=exported)
     ref = runner.encode_reference_tensors(golden["ref_img"], golden["ref_mask"])
     got = runner.segment_tensors(ref, golden["cur_img"], golden["prev_mask"])
     assert relative_error(got, golden["out"]) <= 1e-4

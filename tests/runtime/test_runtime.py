@@ -3,11 +3,13 @@ the original's outputs, and the engine's GPU-shaped paths (lookahead, box-only p
 non-finite outputs) run on the CPU."""
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
 
-from conftest import FIXTURES, REFERENCE, assert_clean_error, davis_entries, relative_error, require_shared, run_cli
+from conftest import DEVICES, REFERENCE, assert_clean_error, davis_entries, on_cuda, relative_error, run_cli
 from ssmvos import SSM, SSMVOSError
 from ssmvos.data import geometry
 from ssmvos.data.io import read_mask
@@ -21,7 +23,7 @@ INPUTS = ("ref_img", "ref_mask", "cur_img", "prev_mask")
 
 @pytest.fixture(scope="module")
 def golden():
-    data = np.load(FIXTURES / "forward_conv32_blackswan.npz")
+    data = np.load(REFERENCE / "forward_conv32_blackswan.npz")
     return {k: torch.from_numpy(data[k]) for k in INPUTS + ("out",)}
 
 
@@ -80,11 +82,17 @@ def test_box_region_equals_paste_back():
         assert np.array_equal(pasted, full)
 
 
-def test_runner_reproduces_the_original_forward(model, golden):
-    runner = TorchRunner(model, "cpu", "fp32")
-    ref = runner.encode_reference_tensors(golden["ref_img"], golden["ref_mask"])
-    got = runner.segment_tensors(ref, golden["cur_img"], golden["prev_mask"])
+@pytest.mark.golden
+@pytest.mark.parametrize("device,graphs", [("cpu", False), on_cuda("cuda", False, id="cuda"),
+                                           on_cuda("cuda", True, id="cuda-graphs")])
+def test_runner_reproduces_the_original_forward(model, golden, device, graphs):
+    runner = TorchRunner(copy.deepcopy(model) if device != "cpu" else model, device, "fp32", cuda_graphs=graphs)
+    ref = runner.encode_reference_tensors(golden["ref_img"].to(device), golden["ref_mask"].to(device))
+    got = runner.segment_tensors(ref, golden["cur_img"].to(device), golden["prev_mask"].to(device)).cpu()
     assert relative_error(got, golden["out"]) <= 1e-4
+    assert (got.argmax(1) == golden["out"].argmax(1)).float().mean().item() >= 0.999
+    if device != "cpu":
+        return
     # tf32 only touches NVIDIA matrix units: on a CPU it is fp32, bit for bit
     tf32 = TorchRunner(model, "cpu", "tf32")
     assert torch.equal(tf32.segment_tensors(tf32.encode_reference_tensors(golden["ref_img"], golden["ref_mask"]),
@@ -92,11 +100,13 @@ def test_runner_reproduces_the_original_forward(model, golden):
 
 
 @pytest.mark.slow
-def test_compiled_runner_reproduces_the_original_forward(model, golden):
+@pytest.mark.golden
+@pytest.mark.parametrize("device", DEVICES)
+def test_compiled_runner_reproduces_the_original_forward(model, golden, device):
     """torch.compile (inductor) passes the same golden test (about half a minute of compiling)."""
-    runner = TorchRunner(model, "cpu", "fp32", compile=True)
-    ref = runner.encode_reference_tensors(golden["ref_img"], golden["ref_mask"])
-    got = runner.segment_tensors(ref, golden["cur_img"], golden["prev_mask"])
+    runner = TorchRunner(copy.deepcopy(model) if device != "cpu" else model, device, "fp32", compile=True)
+    ref = runner.encode_reference_tensors(golden["ref_img"].to(device), golden["ref_mask"].to(device))
+    got = runner.segment_tensors(ref, golden["cur_img"].to(device), golden["prev_mask"].to(device)).cpu()
     assert relative_error(got, golden["out"]) <= 1e-4
     agree = (got.argmax(1) == golden["out"].argmax(1)).float().mean().item()
     assert agree >= 0.999
@@ -110,7 +120,7 @@ def test_cuda_graphs_need_cuda(model):
 
 
 def _libby_video(engine, frames=5):
-    ann = require_shared(REFERENCE / "davis_two_object" / "Annotations" / "480p")
+    ann = REFERENCE / "davis_two_object" / "Annotations" / "480p"
     entries = davis_entries("libby", ann, [1, 2], frames=frames)
     paths = sorted({e["image_path"] for e in entries})
     state = VideoState(FrameFiles(paths), 480, 854)

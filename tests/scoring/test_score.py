@@ -41,6 +41,7 @@ def write_video(root: Path, video: str, frames: list[np.ndarray], skip: tuple[in
 
 # ------------------------------------------------------------------ against the official code
 
+@pytest.mark.golden
 def test_equal_to_the_official_evaluation():
     got = score_folder(METRICS / "annotations", METRICS / "results", fmt="davis2016", workers=2)
     assert_equal_to_official(got, official())

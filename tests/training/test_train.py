@@ -17,7 +17,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import DAVIS16, ROOT, SUBPROCESS_TIMEOUT, assert_clean_error, require_shared, run_cli
+from conftest import DAVIS16, ROOT, SUBPROCESS_TIMEOUT, assert_clean_error, run_cli
 from ssmvos import SSM, SSMVOSError
 from ssmvos.training import TrainConfig, intersection_union, iou_from, segmentation_loss, train
 from ssmvos.training.state import ResumableSampler
@@ -31,7 +31,7 @@ SMALL = ("--input-height", "224", "--input-width", "64", "--keep-topk", "8", "--
 
 def small_davis(root: Path) -> Path:
     """A DAVIS 2016 layout holding the first FRAMES frames of VIDEOS (symlinks) and a val list."""
-    src = require_shared(DAVIS16)
+    src = DAVIS16
     lines = []
     for video in VIDEOS:
         for sub, ext in (("JPEGImages", "jpg"), ("Annotations", "png")):
