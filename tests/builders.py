@@ -30,7 +30,7 @@ def write_png(path: Path, labels: np.ndarray, mode: str = "P") -> Path:
 def davis2017_layout(root: Path, test: bool = False, frames: int = 4) -> Path:
     """A DAVIS 2017 root: libby (objects 1, 2; two-object annotations) and, unless test, blackswan (object 1)."""
     videos = {"libby": TWO_OBJECT} if test else {"libby": TWO_OBJECT, "blackswan": None}
-    for video, annotations in videos.items():
+    for video, labels_dir in videos.items():
         (root / "JPEGImages" / "480p" / video).mkdir(parents=True)
         (root / "Annotations" / "480p" / video).mkdir(parents=True)
         for k in range(frames if video == "libby" else 3):
@@ -40,8 +40,8 @@ def davis2017_layout(root: Path, test: bool = False, frames: int = 4) -> Path:
             if test and k > 0:
                 continue
             target = root / "Annotations" / "480p" / video / f"{name}.png"
-            if annotations is not None:
-                shutil.copy(annotations / f"{name}.png", target)
+            if labels_dir is not None:
+                shutil.copy(labels_dir / f"{name}.png", target)
             else:
                 labels = read_mask(DAVIS16 / "Annotations" / "480p" / video / f"{name}.png")
                 write_palette_png(target, (labels > 0).astype(np.uint8))
