@@ -42,7 +42,8 @@ def main() -> int:
         port = s.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(create_app(predictor, AppConfig(demo=True)), host="127.0.0.1", port=port,
                                            log_level="warning"))
-    threading.Thread(target=server.run, daemon=True).start()
+    serving = threading.Thread(target=server.run, daemon=True)
+    serving.start()
     while not server.started:
         time.sleep(0.05)
 
@@ -86,6 +87,7 @@ def main() -> int:
         shot = page.screenshot(type="png")
         browser.close()
     server.should_exit = True
+    serving.join(timeout=60)  # the app's shutdown stops the propagation at a frame
 
     image = Image.open(io.BytesIO(shot)).convert("RGB")
     for quality in (85, 75, 65, 55):
