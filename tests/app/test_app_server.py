@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import time
 import zipfile
 
@@ -16,12 +15,9 @@ pytest.importorskip("starlette", reason="the app's extra is not installed: pip i
 from starlette.testclient import TestClient  # noqa: E402
 
 from ssmvos.app.server import AppConfig, create_app  # noqa: E402
-from ssmvos.inference.predictor import VideoPredictor  # noqa: E402
 from ssmvos.assets import demo_clip  # noqa: E402
-
-DEMO_FRAMES = demo_clip()[0]
-BASE = "http://127.0.0.1:7860"  # the Host the app answers for (any other is refused)
-RAW = {"Content-Type": "application/octet-stream"}  # state-changing requests name their body's type
+from ssmvos.inference.predictor import VideoPredictor  # noqa: E402
+from app_client import BASE, DEMO_FRAMES, RAW, error_of, make_root, new_session as session, write_video  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -32,16 +28,7 @@ def predictor(model):
 @pytest.fixture()
 def root(tmp_path):
     """A --root folder with a frame folder, a video and a symbolic link that leads out of it."""
-    base = tmp_path / "root"
-    (base / "clips" / "frames").mkdir(parents=True)
-    for k, frame in enumerate(sorted(DEMO_FRAMES.glob("*.jpg"))[:3]):
-        (base / "clips" / "frames" / frame.name).write_bytes(frame.read_bytes())
-    write_video(base / "clips" / "tiny.avi", 3)
-    outside = tmp_path / "secret"
-    outside.mkdir()
-    (outside / "a.jpg").write_bytes((DEMO_FRAMES / "00000.jpg").read_bytes())
-    os.symlink(outside, base / "link-out")
-    return base
+    return make_root(tmp_path)
 
 
 @pytest.fixture()
@@ -51,26 +38,10 @@ def client(predictor, root, tmp_path):
         yield c
 
 
-def write_video(path, frames, size=(64, 48)):
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, size)
-    if not writer.isOpened():
-        pytest.skip("OpenCV cannot write MJPG here")
-    for k in range(frames):
-        writer.write(np.full((size[1], size[0], 3), 40 * k, np.uint8))
-    writer.release()
 
 
-def session(client) -> str:
-    response = client.post("/api/sessions", json={})
-    assert response.status_code == 200
-    return response.json()["id"]
 
 
-def error_of(response, status: int) -> str:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"} and "\n" not in body["error"] and "Traceback" not in body["error"]
-    return body["error"]
 
 
 def test_sessions_are_isolated(client):
