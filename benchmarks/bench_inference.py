@@ -38,7 +38,8 @@ from ssmvos.data.io import list_frames, object_mask, read_frame, read_mask, writ
 from ssmvos.data.tensors import image_to_tensor, mask_to_tensor  # noqa: E402
 from ssmvos.inference.engine import Engine, VideoState  # noqa: E402
 from ssmvos.io.frames import FrameFiles  # noqa: E402
-from ssmvos.runtime import BACKENDS, autocast  # noqa: E402
+from ssmvos.options import BACKENDS  # noqa: E402
+from ssmvos.runtime import RuntimeSpec, autocast  # noqa: E402
 
 
 def sync(device: torch.device) -> None:
@@ -145,7 +146,7 @@ def main() -> None:
             print(f"[{backend} {precision}] skipped: the onnxruntime backend runs fp32 only")
             continue
         t = time.perf_counter()
-        engine = Engine(copy.deepcopy(model), size, 0.5, device, precision, backend=backend)  # own weights: the plain
+        engine = Engine.for_model(copy.deepcopy(model), size, RuntimeSpec(backend, device, precision))  # own weights: the plain
         # forward below keeps the original NCHW layout
         runner = engine.runner
         reference = runner.encode_reference(ref_u8, refm_u8)
@@ -210,10 +211,11 @@ def _run_clip(engine: Engine, paths: list[Path], img0: np.ndarray, mask0: np.nda
 def _stages(engine, model, precision, paths, img1, mask0, box, size, ci, ref_img, ref_mask, cur_img, prev_mask,
             device, repeat) -> dict[str, float]:
     """Per-stage times of the torch backend (encoder, matching, decoder, I/O around them)."""
-    m = engine.model
-    cur_cl = cur_img.contiguous(memory_format=engine.memory_format)
+    runner = engine.runner  # the torch backend's runner: its model and memory layout
+    m, layout = runner.model, runner.memory_format
+    cur_cl = cur_img.contiguous(memory_format=layout)
     with torch.inference_mode(), autocast(device, precision):
-        ref = m.encode_reference(ref_img.contiguous(memory_format=engine.memory_format), ref_mask)
+        ref = m.encode_reference(ref_img.contiguous(memory_format=layout), ref_mask)
         feats = m.encode_current(cur_cl, prev_mask)
         pixel_map, _ = m.match(ref, feats[1])
         stages = {
