@@ -1,6 +1,7 @@
 """Throughput of `ssmvos batch` on the CPU, in one run: videos/s and object-frames/s with one
-process, with two processes under torchrun, and `--engine ray` (a local Ray started by the
-command) against the local engine with the same number of workers.
+process, with two processes under torchrun, with every video at once in one process
+(`--videos-at-once`: their objects share the network's calls), and `--engine ray` (a local
+Ray started by the command) against the local engine with the same number of workers.
 
     python benchmarks/bench_batch.py [--videos 4] [--frames 8] [--input-size 224] [--rounds 1]
 
@@ -106,6 +107,8 @@ def main() -> int:
             "local, 1 process x 1 thread": (batch, 1),
             f"local, 1 process x {cpus} threads": (batch, cpus),
             f"torchrun, 2 processes x {max(1, cpus // 2)} thread(s)": (torchrun, max(1, cpus // 2)),
+            f"local, 1 process x {cpus} threads, {args.videos} videos at once":
+                (batch + ["--videos-at-once", str(args.videos)], cpus),
         }
         if not args.no_ray:
             configs[f"ray, 1 worker x {cpus} threads"] = (ray + ["1"], cpus)
@@ -120,15 +123,15 @@ def main() -> int:
                             text=True).stdout.strip()
     print(f"commit {commit}; {cpus} CPUs; load average {os.getloadavg()[0]:.2f}; {args.videos} videos, {frames} "
           f"frames ({object_frames} object-frames) at {W}x{H}, input {args.input_size}; best of {args.rounds} round(s)")
-    print(f"{'configuration':40s} {'command s':>10s} {'start-up s':>10s} {'videos s':>9s} {'videos/s':>9s} "
+    print(f"{'configuration':48s} {'command s':>10s} {'start-up s':>10s} {'videos s':>9s} {'videos/s':>9s} "
           f"{'obj-frames/s':>13s}")
     for name, (wall, inside, setup) in best.items():
-        print(f"{name:40s} {wall:10.1f} {setup:10.1f} {inside:9.1f} {args.videos / inside:9.3f} "
+        print(f"{name:48s} {wall:10.1f} {setup:10.1f} {inside:9.1f} {args.videos / inside:9.3f} "
               f"{object_frames / inside:13.2f}")
     rays = [n for n in best if n.startswith("ray")]
     if rays:
         names = list(best)
-        for local_name, ray_name in zip(names[1:3], rays):
+        for local_name, ray_name in zip(names[1:3], rays):  # the 1-process and the torchrun rows
             (lw, li, ls), (rw, ri, rs) = best[local_name], best[ray_name]
             print(f"ray overhead, {ray_name} vs {local_name}: command {rw - lw:+.1f} s, start-up {rs - ls:+.1f} s, "
                   f"videos {ri - li:+.1f} s ({(ri / li - 1) * 100:+.0f} %)")

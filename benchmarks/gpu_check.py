@@ -23,6 +23,9 @@ Sections:
 * evaluate: ``evaluate_split`` end to end (decode, network, paste-back, PNG writing) and
   where its time goes, with PNGs written by threads and by processes (``--png-pools``), merging
   and quantisation on the network's device (device geometry) and on the host.
+* videos: ``ssmvos batch``'s local engine over the DAVIS 2016 set (its first 40 frames each,
+  one object, PNGs written), one video at a time and 4, 8, 16 at once (their objects sharing
+  the network's calls, ``--videos-at-once``): object-frames/s and rows per network call.
 * train: samples/s of the original loop re-stated against ``ssmvos train`` in fp32 and
   bf16; ``torchrun --nproc_per_node=1`` (NCCL on CUDA); a stop-then-``--resume-step`` run
   against the uninterrupted one and against a repeat of it.
@@ -35,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 from collections import Counter
 import datetime
 import gc
@@ -475,6 +479,74 @@ def evaluate_end_to_end(report: Report, device: torch.device, model: SSM, data: 
             reset_memory(device)
 
 
+# --------------------------------------------------------------------------- many videos
+def write_clips(data: Data, folder: Path, frames: int, count: int | None = None, varied: bool = False) -> Path:
+    """A DAVIS-like batch manifest folder: ``<video>/`` the first ``frames`` frames (links;
+    ``varied``: 2, 3, 4, ... frames instead, so that a warm-up meets every batch size) and
+    ``<video>.png`` its frame-0 mask, for the first ``count`` videos of the set (all: None)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    videos = sorted(p.name for p in data.images.iterdir() if p.is_dir())[:count]
+    for i, video in enumerate(videos):
+        (folder / video).mkdir(exist_ok=True)
+        for path in sorted((data.images / video).glob("*.jpg"))[:2 + i if varied else frames]:
+            link = folder / video / path.name
+            if not link.exists():
+                link.symlink_to(path.resolve())
+        (folder / f"{video}.png").write_bytes((data.annotations / video / "00000.png").read_bytes())
+    return folder
+
+
+def videos_at_once(report: Report, device: torch.device, model: SSM, data: Data, args, workdir: Path,
+                   variants: list[tuple[str, dict]]) -> None:
+    """``ssmvos batch``'s local engine over the DAVIS 2016 videos (one object each, PNGs
+    written), one video at a time and K at once (their objects sharing the network's calls):
+    object-frames/s, and the rows per network call."""
+    from ssmvos.inference.batch import (BatchConfig, PredictorConfig, Together, count_frames, plan, progress_bar,
+                                        read_manifest, run_share)
+    from ssmvos.inference.predictor import VideoPredictor
+
+    clips = write_clips(data, workdir / "videos", args.video_frames)
+    warm = write_clips(data, workdir / "videos-warm", 0, max(args.videos_at_once), varied=True)
+    jobs = plan(count_frames(read_manifest(clips)), 1)[0]
+    warm_jobs = plan(count_frames(read_manifest(warm)), 1)[0]
+    object_frames = sum(j.frames for j in jobs)
+    report.row("videos", "set", f"{len(jobs)} DAVIS 2016 videos, {object_frames} frames (object-frames/s counts "
+               "them all), 1 object each, input "
+               f"{args.size}, max batch {args.videos_max_batch}, PNGs written")
+    for name, opts in variants:
+        predictor = VideoPredictor(engine=variant_engine(model, (args.size, args.size), device, opts,
+                                                         max_batch=args.videos_max_batch))
+        rates = {}
+        for k in args.videos_at_once:
+            if not report.allows(15):
+                report.skip("videos", f"{k} at once, {name}", "time budget")
+                continue
+            config = BatchConfig(str(clips), str(workdir / f"videos-out-{k}"), PredictorConfig(
+                max_batch=args.videos_max_batch), overwrite=True, progress=False, videos_at_once=k)
+            warm_config = dataclasses.replace(config, out=str(workdir / "videos-out-warm"))
+            run_share(predictor, warm_jobs, warm_config, progress_bar([], False))  # graphs captured per batch size
+            together = Together(predictor, args.videos_max_batch)
+            sync(device)
+            start = time.perf_counter()
+            outcomes = run_share(predictor, jobs, config, progress_bar([], False), together)
+            sync(device)
+            seconds = time.perf_counter() - start
+            failed = [o for _, o in outcomes if o.status != "done"]
+            if failed:
+                raise RuntimeError(f"{failed[0].name}: {failed[0].error}")
+            rate = object_frames / seconds
+            rates[k] = rate
+            stats = dict(together.shared.stats) if k > 1 else {}
+            per_call = f"{stats['rows'] / stats['calls']:.1f} rows per network call" if stats else "one video's rows"
+            report.record.setdefault("videos", {}).setdefault(name, {})[k] = {
+                "object_frames_per_s": rate, "seconds": seconds, **stats}
+            ratio = f" = {rate / rates[1]:.2f}x one at a time" if 1 in rates and k != 1 else ""
+            report.row("videos", f"{k} at once, {name}", f"{rate:.1f} object-frames/s{ratio}",
+                       f"{per_call}; peak {peak_memory(device)}")
+        del predictor
+        reset_memory(device)
+
+
 # --------------------------------------------------------------------------- training
 def write_train_split(data: Data, videos: list[str], path: Path, min_samples: int) -> Path:
     """A training split of ``videos``, repeated (as videos ``<name>~<k>``) until it holds at
@@ -605,7 +677,7 @@ def main() -> int:
                     "(the former option, still accepted)")
     ap.add_argument("--out", type=Path, default=None, help="folder for gpu_check.json (default: none written)")
     ap.add_argument("--budget", type=float, default=420.0, help="seconds after which optional parts are skipped")
-    ap.add_argument("--sections", default="correctness,precision,inference,batched,evaluate,train,resume,compile",
+    ap.add_argument("--sections", default="correctness,precision,inference,batched,evaluate,videos,train,resume,compile",
                     help="comma-separated, run in this order; also 'trainbig' (ssmvos train in bf16 at batch 32 and "
                     "64 only)")
     ap.add_argument("--batched", default="bf16,fp32", help="precisions of the batched-objects runs (default bf16,fp32)")
@@ -622,6 +694,9 @@ def main() -> int:
     args.original_frames = 3 if smoke else 21
     args.objects = [1, 2] if smoke else [1, 2, 5, 10]
     args.io_workers = [2] if smoke else [2, 4]
+    args.video_frames = 3 if smoke else 40  # per video of the videos section
+    args.videos_at_once = [1, 2] if smoke else [1, 4, 8, 16]
+    args.videos_max_batch = 4 if smoke else 32
     args.png_pools = args.png_pools.split(",")
     # merging and quantisation on the network's device, or on the host (smoke: the device path only, to stay short)
     args.device_merge = [True] if smoke else [True, False]
@@ -685,6 +760,10 @@ def main() -> int:
             picks = [(n, o) for n, o in plain if (o["precision"], o["cuda_graphs"]) in (("fp32", False), ("bf16", cuda))]
             guarded(report, "evaluate", evaluate_end_to_end, report, device, model, data, args, work, picks)
 
+        def videos_section() -> None:
+            picks = [(n, o) for n, o in plain if (o["precision"], o["cuda_graphs"]) in (("bf16", cuda),)]
+            guarded(report, "videos", videos_at_once, report, device, model, data, args, work, picks)
+
         def compile_section() -> None:
             if smoke:
                 report.skip("compile", "torch.compile variants", "not in --smoke (minutes of compilation on a CPU)")
@@ -703,6 +782,7 @@ def main() -> int:
                                          plain + host),
             "batched": batched_section,
             "evaluate": evaluate_section,
+            "videos": videos_section,
             "train": lambda: guarded(report, "train", train_rates, report, device, split, args, work),
             "trainbig": lambda: guarded(report, "train", train_rates, report, device, split, args, work,
                                         original=False, runs=[("bf16", x) for x in

@@ -90,6 +90,22 @@ def test_ctrl_c_during_evaluate_leaves_complete_outputs(tmp_path, reference_chec
     assert_complete(merged)
 
 
+def test_ctrl_c_during_batch_with_videos_at_once_leaves_no_partial_folder(tmp_path, reference_checkpoint):
+    frames, annotations = DAVIS16 / "JPEGImages" / "480p", DAVIS16 / "Annotations" / "480p"
+    manifest = tmp_path / "videos.csv"
+    manifest.write_text("name,video,masks\n" + "".join(
+        f"{v},{frames / v},{annotations / v / '00000.png'}\n" for v in ("blackswan", "car-shadow", "libby")))
+    out = tmp_path / "out"
+    proc = start("batch", "--manifest", manifest, "--out", out, "--videos-at-once", 2, "--weights",
+                 reference_checkpoint, "--input-size", 224, "--device", "cpu", "--no-progress")
+    wait_until(lambda: len(list(out.glob(".*.tmp/*.png"))) >= 6, proc, "both videos had masks written")
+    assert len(list(out.glob(".*.tmp"))) == 2  # two videos under way at once
+    assert_interrupted(*interrupt(proc), "batch")
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary folder left
+    assert not [p for p in out.iterdir() if p.is_dir()]  # no video was complete: no folder
+    assert json.loads((out / "summary.json").read_text()) == {"videos": []}
+
+
 def test_ctrl_c_during_score_writes_no_json(tmp_path):
     """The scorer is held on an annotation that is a FIFO (a read that has not returned yet),
     so the interrupt lands mid-run whatever the machine's speed."""

@@ -283,6 +283,71 @@ def test_ray_two_cpu_workers_with_one_killed_mid_run(clips, local, tmp_path):
         assert _files(out / name) == _files(local / name), name
 
 
+def _agreement(got: Path, want: Path) -> float:
+    """The share of label pixels two folders of PNGs agree on (the same frames in both)."""
+    names = sorted(p.name for p in want.glob("*.png"))
+    assert sorted(p.name for p in got.glob("*.png")) == names
+    return float(np.mean([np.mean(read_mask(got / n) == read_mask(want / n)) for n in names]))
+
+
+def test_videos_at_once_share_the_network_calls_and_match_one_at_a_time(clips, local, tmp_path, monkeypatch, capsys):
+    from ssmvos.inference import batch as batch_module
+
+    made = []
+    original = batch_module.Together.__init__
+
+    def keep(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(batch_module.Together, "__init__", keep)
+    out = tmp_path / "out"
+    assert _batch(clips, out, "--videos-at-once", "3") == 0
+    assert "3 done, 0 skipped, 0 failed" in capsys.readouterr().out
+    stats = made[0].shared.stats
+    # network frames: libby 1 and 3 (2 objects; both are given on frame 2), blackswan 1 and 2,
+    # car-shadow 1: five calls one video at a time, two together (4 rows, then 3)
+    assert dict(stats) == {"rounds": 2, "calls": 2, "rows": 2 * 2 + 2 + 1}
+    assert [v["status"] for v in _summary(out).values()] == ["done"] * 3
+    assert_complete(out)
+    for name in CLIPS:
+        assert _agreement(out / name, local / name) >= 0.999, name
+
+
+@pytest.mark.skipif(not shutil.which("true"), reason="posix")
+def test_ray_worker_with_two_videos_at_once_killed_mid_run(clips, local, tmp_path):
+    ray = pytest.importorskip("ray")
+    import signal
+
+    from ssmvos.inference.batch import BatchConfig, PredictorConfig, SegmentOptions, batch
+
+    killed: list[tuple[str, int]] = []
+    dispatched_to: list[int] = []
+
+    def dispatched(name: str, pid: int) -> None:
+        dispatched_to.append(pid)
+        if len(dispatched_to) == 2:  # the worker holds two videos: both are lost, and run again
+            killed.append((name, pid))
+            os.kill(pid, signal.SIGKILL)
+
+    config = BatchConfig(str(clips / "videos.csv"), str(tmp_path / "out"),
+                         PredictorConfig(str(clips / "weights.pt"), (224, 224), device="cpu"),
+                         SegmentOptions(), engine="ray", ray_workers=1, progress=False, videos_at_once=2)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT / "src")}})
+    try:
+        result = batch(config, on_dispatch=dispatched)
+    finally:
+        ray.shutdown()
+    assert dispatched_to[0] == dispatched_to[1]  # one actor, two videos in flight on it
+    assert killed and result.retried >= 2
+    assert [(o.name, o.status) for o in result.outcomes] == [(n, "done") for n in CLIPS]
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.iterdir()) == [*sorted(CLIPS), "summary.json"]
+    for name in CLIPS:
+        assert _agreement(out / name, local / name) >= 0.999, name
+
+
 def test_ray_engine_without_ray_names_the_extra(monkeypatch):
     from ssmvos.errors import SSMVOSError
     from ssmvos.inference.batch import _import_ray

@@ -28,7 +28,10 @@ def test_gpu_check_smoke_runs_every_section(tmp_path):
     assert report["inference"]["bf16"]["object_frames_per_s"] > 0
     assert set(report["batched"]["fp32"]) == {"1", "2"}
     assert report["evaluate"] and report["train"]["original_fp32"] > 0
+    # ssmvos batch over the vendored videos, one at a time and two at once sharing the calls
+    videos = report["videos"]["bf16"]
+    assert set(videos) == {"1", "2"} and videos["2"]["rows"] > videos["2"]["calls"]
     assert report["resume"]["resumed_vs_uninterrupted"][1] == 0.0  # bitwise on the CPU
     sections = {row[0] for row in report["rows"]}
-    assert {"correctness", "precision", "inference", "batched", "evaluate", "train", "compile"} <= sections
+    assert {"correctness", "precision", "inference", "batched", "evaluate", "videos", "train", "compile"} <= sections
     assert "gpu_check finished" in proc.stdout

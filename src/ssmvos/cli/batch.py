@@ -9,7 +9,7 @@ from .types import INPUT_SIZE_FLAGS, int_range
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from ..inference.batch import ENGINES, FORMATS
+    from ..inference.batch import ENGINES, FORMATS, MAX_VIDEOS_AT_ONCE
 
     p = sub.add_parser(
         "batch", help="segment every video of a manifest (resumable; torchrun or Ray for many GPUs)",
@@ -42,6 +42,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "started for this run)")
     p.add_argument("--ray-workers", type=int_range(1, 4096), default=None, metavar="N",
                    help="with --engine ray: the number of workers (default: one per GPU of the cluster, else 1)")
+    p.add_argument("--videos-at-once", type=int_range(1, MAX_VIDEOS_AT_ONCE), default=1, metavar="K",
+                   help="segment K videos at once in each process (or Ray worker), their objects sharing the "
+                   "network's batches of up to --max-batch rows: faster on a GPU; the masks then equal one video "
+                   "at a time up to float rounding instead of byte for byte (default 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -58,11 +62,14 @@ def run(args: argparse.Namespace) -> int:
                                 INPUT_SIZE_FLAGS)
     options = SegmentOptions(args.direction, args.reference, args.overlay_dir, args.format)
     result = batch(BatchConfig(args.manifest, args.out, predictor, options, args.overwrite, args.engine,
-                               args.ray_address, args.ray_workers, progress=not args.no_progress))
+                               args.ray_address, args.ray_workers, progress=not args.no_progress,
+                               videos_at_once=args.videos_at_once))
     if result is None:  # a torchrun rank other than 0
         return 0
     frames = sum(o.frames for o in result.outcomes if o.status == "done")
     where = f"{result.workers} process(es)" if args.engine == "local" else f"{result.workers} Ray worker(s)"
+    if args.videos_at_once > 1:
+        where += f", {args.videos_at_once} videos at once each"
     print(f"{result.count('done')} done, {result.count('skipped')} skipped, {result.count('failed')} failed "
           f"({frames} frames) in {result.seconds:.1f} s on {where} (start-up {result.setup_seconds:.1f} s)"
           + (f"; {result.retried} video(s) retried after a lost worker" if result.retried else "")

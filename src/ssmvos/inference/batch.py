@@ -19,14 +19,21 @@ Engines: ``local`` runs the tasks in this process, or, under torchrun, this rank
 predictor once; a video whose worker died is given to a new worker (up to ``retries``
 times). Ray's workers write into ``out`` themselves: on several machines it must be a
 folder they all see (a shared file system).
+
+``videos_at_once`` K > 1: each process (or Ray worker) segments K videos at once, one thread
+each, their objects sharing the network's calls (:class:`Together`): bigger batches for a
+GPU. Each video's files are then those ``ssmvos segment`` writes up to float rounding (the
+batches differ), not byte for byte.
 """
 from __future__ import annotations
 
 import csv
+import functools
 import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -50,6 +57,8 @@ SUMMARY = "summary.json"
 COCO_FILE = "coco.json"
 FORMATS = ("png", "coco")
 ENGINES = ("local", "ray")
+#: the most videos one process (or Ray worker) segments at once
+MAX_VIDEOS_AT_ONCE = 64
 
 
 @dataclass(frozen=True)
@@ -403,9 +412,12 @@ class BatchConfig:
     ray_workers: int | None = None
     retries: int = 2
     progress: bool = True
+    videos_at_once: int = 1
 
 
 def _check(config: BatchConfig) -> list[VideoJob]:
+    if not 1 <= config.videos_at_once <= MAX_VIDEOS_AT_ONCE:
+        raise SSMVOSError(f"videos at once must be 1 to {MAX_VIDEOS_AT_ONCE}, not {config.videos_at_once}")
     if config.engine not in ENGINES:
         raise SSMVOSError(f"engine must be one of {', '.join(ENGINES)}, not {config.engine!r}")
     if config.options.format not in FORMATS:
@@ -428,13 +440,19 @@ def batch(config: BatchConfig, on_dispatch: Callable[[str, int], None] | None = 
     return run_local(config, jobs)
 
 
-def _progress(jobs: list[VideoJob], enabled: bool):
+def progress_bar(jobs: list[VideoJob], enabled: bool):
     from tqdm import tqdm
 
     return tqdm(total=len(jobs), unit="video", desc="batch", disable=not enabled)
 
 
-def _run_share(predictor, share: list[VideoJob], config: BatchConfig, bar) -> list[tuple[int, VideoOutcome]]:
+def run_share(predictor, share: list[VideoJob], config: BatchConfig, bar,
+              together: "Together | None" = None) -> list[tuple[int, VideoOutcome]]:
+    """``share``'s videos, in its order, on ``predictor`` (already built), one at a time or
+    ``config.videos_at_once`` at once (through ``together``, default a new
+    :class:`Together`); (manifest row, outcome) pairs. ``bar``: a tqdm bar (one step per video)."""
+    if config.videos_at_once > 1:
+        return _run_together(together or Together(predictor, config.predictor.max_batch), share, config, bar)
     outcomes = []
     for job in share:
         done = [0]
@@ -446,6 +464,76 @@ def _run_share(predictor, share: list[VideoJob], config: BatchConfig, bar) -> li
 
         outcomes.append((job.row, run_video(predictor, job, config.out, config.options, config.overwrite, frame)))
         bar.update(1)
+    return outcomes
+
+
+class Together:
+    """Several videos at once on one predictor, each in its own thread, their objects sharing
+    the network's calls (:class:`~ssmvos.runtime.shared.SharedRunner`: the threads take
+    turns, so only the batches change; results equal one video at a time up to float
+    rounding). :meth:`run` is one video in one of them."""
+
+    def __init__(self, predictor, max_batch: int):
+        from ..runtime import SharedRunner
+
+        self.engine = predictor.engine
+        self.shared = SharedRunner(self.engine.runner, max_batch)
+
+    def run(self, job: VideoJob, out: str | os.PathLike, options: SegmentOptions, overwrite: bool,
+            on_frame: Callable[[], None] | None = None) -> VideoOutcome:
+        from .predictor import VideoPredictor
+
+        with self.shared.turn() as runner:
+            return run_video(VideoPredictor(engine=self.engine.on_runner(runner)), job, out, options, overwrite,
+                             on_frame)
+
+
+def _run_together(together: Together, share: list[VideoJob], config: BatchConfig,
+                  bar) -> list[tuple[int, VideoOutcome]]:
+    """The share, ``config.videos_at_once`` videos at a time (in the share's order: longest
+    first, as planned). On Ctrl-C every thread stops after its current frame, its video's
+    temporary folder removed, and the interrupt propagates once all have stopped."""
+    queue = list(reversed(share))
+    outcomes: list[tuple[int, VideoOutcome]] = []
+    lock, stop = threading.Lock(), threading.Event()
+    under_way: dict[str, int] = {}  # video -> frames done
+
+    def frame_done(name: str) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        with lock:
+            under_way[name] = under_way.get(name, 0) + 1
+            bar.set_postfix_str(", ".join(f"{job} {n}" for job, n in sorted(under_way.items())), refresh=False)
+        bar.refresh()
+
+    def work() -> None:
+        while not stop.is_set():
+            with lock:
+                if not queue:
+                    return
+                job = queue.pop()
+            try:
+                outcome = together.run(job, config.out, config.options, config.overwrite,
+                                       functools.partial(frame_done, job.name))
+            except KeyboardInterrupt:
+                return
+            with lock:
+                under_way.pop(job.name, None)
+                outcomes.append((job.row, outcome))
+                bar.update(1)
+
+    threads = [threading.Thread(target=work, daemon=True) for _ in range(min(config.videos_at_once, len(share)))]
+    for t in threads:
+        t.start()
+    try:
+        for t in threads:
+            while t.is_alive():
+                t.join(0.2)
+    except KeyboardInterrupt:
+        stop.set()
+        for t in threads:
+            t.join()
+        raise
     return outcomes
 
 
@@ -475,9 +563,9 @@ def run_local(config: BatchConfig, jobs: list[VideoJob]) -> BatchResult | None:
     try:
         raise_if_any_failed(ctx, error)  # every rank is ready here
         started_videos = time.perf_counter()
-        bar = _progress(share, config.progress and ctx.is_main)
+        bar = progress_bar(share, config.progress and ctx.is_main)
         try:
-            outcomes = _run_share(predictor, share, config, bar)
+            outcomes = run_share(predictor, share, config, bar)
         except KeyboardInterrupt:
             bar.close()
             if ctx.world_size == 1:  # what was finished is recorded
@@ -513,19 +601,24 @@ def _in_manifest_order(outcomes: list[tuple[int, VideoOutcome]]) -> list[VideoOu
 # ---------------------------------------------------------------------------------- Ray
 class BatchWorker:
     """A Ray actor's state: one predictor, built when the actor starts, reused for every video.
-    ``threads``: torch's CPU threads (a CPU actor: the CPUs Ray gave it)."""
+    ``threads``: torch's CPU threads (a CPU actor: the CPUs Ray gave it). ``videos_at_once``
+    > 1: the actor is threaded (Ray's ``max_concurrency``) and its videos share the network's
+    calls (:class:`Together`)."""
 
-    def __init__(self, predictor: PredictorConfig, device: str, threads: int | None = None):
+    def __init__(self, predictor: PredictorConfig, device: str, threads: int | None = None, videos_at_once: int = 1):
         if threads:
             import torch
 
             torch.set_num_threads(threads)
         self.predictor = predictor.build(device)
+        self.together = Together(self.predictor, predictor.max_batch) if videos_at_once > 1 else None
 
     def pid(self) -> int:
         return os.getpid()
 
     def run(self, job: VideoJob, out: str, options: SegmentOptions, overwrite: bool) -> VideoOutcome:
+        if self.together is not None:
+            return self.together.run(job, out, options, overwrite)
         return run_video(self.predictor, job, out, options, overwrite)
 
 
@@ -589,7 +682,8 @@ def _run_on_ray(ray, config: BatchConfig, jobs: list[VideoJob], on_dispatch, sta
 
     count, options, device = _actor_options(ray, config)
     threads = options["num_cpus"] if device == "cpu" else None
-    remote = ray.remote(**options)(BatchWorker)
+    slots = config.videos_at_once  # videos in flight per actor
+    remote = ray.remote(**options, max_concurrency=slots)(BatchWorker)
     out = str(Path(config.out).resolve())
     overlay = config.options.overlay_dir
     seg = replace(config.options, overlay_dir=str(Path(overlay).resolve()) if overlay else None)
@@ -601,14 +695,17 @@ def _run_on_ray(ray, config: BatchConfig, jobs: list[VideoJob], on_dispatch, sta
         else:
             queue.append((job, 0))
     retried = 0
-    bar = _progress(jobs, config.progress)
+    bar = progress_bar(jobs, config.progress)
     bar.update(len(outcomes))
-    idle = [remote.remote(config.predictor, device, threads) for _ in range(min(count, len(queue)))]
+    actors = [remote.remote(config.predictor, device, threads, slots)
+              for _ in range(min(count, -(-len(queue) // slots)))]
+    idle = [a for _ in range(slots) for a in actors]  # one entry per free slot
     running: dict[Any, tuple[Any, VideoJob, int]] = {}
     pids: dict[Any, int] = {}
+    dead: set = set()
     try:
         try:  # every worker has built its predictor (a bad --weights is one error, not one per video)
-            pids.update(zip(idle, ray.get([a.pid.remote() for a in idle])))
+            pids.update(zip(actors, ray.get([a.pid.remote() for a in actors])))
         except RayActorError as exc:
             raise SSMVOSError(f"a Ray worker could not start: {_creation_error(exc)}") from None
         started_videos = time.perf_counter()
@@ -627,9 +724,12 @@ def _run_on_ray(ray, config: BatchConfig, jobs: list[VideoJob], on_dispatch, sta
             try:
                 outcome = ray.get(ready[0])
             except RayActorError as exc:  # the worker died (killed, lost machine, out of memory)
-                ray.kill(actor, no_restart=True)
-                pids.pop(actor, None)
-                idle.append(remote.remote(config.predictor, device, threads))
+                if actor not in dead:  # its first lost video: replace it, with all its slots
+                    dead.add(actor)
+                    ray.kill(actor, no_restart=True)
+                    pids.pop(actor, None)
+                    idle = [a for a in idle if a is not actor]
+                    idle.extend([remote.remote(config.predictor, device, threads, slots)] * slots)
                 if attempt < config.retries:
                     retried += 1
                     queue.insert(0, (job, attempt + 1))
@@ -648,7 +748,7 @@ def _run_on_ray(ray, config: BatchConfig, jobs: list[VideoJob], on_dispatch, sta
             bar.update(1)
     finally:
         bar.close()
-        for actor in idle + [a for a, _, _ in running.values()]:
+        for actor in set(idle + [a for a, _, _ in running.values()]) - dead:
             ray.kill(actor, no_restart=True)
         for job in jobs:
             remove_leftovers(Path(out), job.name)

@@ -169,6 +169,11 @@ class Engine:
         runner = build_runner(model, runtime or RuntimeSpec(), tuple(input_size))
         return cls(runner, input_size, margin, max_batch, lookahead, device_geometry)
 
+    def on_runner(self, runner: Runner) -> "Engine":
+        """A new engine with this one's settings (crop size, margin, batch, lookahead,
+        geometry) on ``runner``, e.g. a member of a :class:`~ssmvos.runtime.shared.SharedRunner`."""
+        return Engine(runner, self.input_size, self.margin, self.max_batch, self.lookahead, self.device_geometry)
+
     @property
     def device_geometry(self) -> bool:
         return self.geometry.on_device

@@ -7,7 +7,8 @@ and the backend that runs it.
   backends are plain classes that implement it: :class:`TorchRunner` (torch and compile,
   optionally replayed as CUDA graphs) and ``OnnxRuntimeRunner`` (:mod:`.onnx_runner`, the
   exported graphs; optional extra). :func:`build_runner` is the one place a spec becomes a
-  runner.
+  runner. :class:`SharedRunner` lets engines in several threads share one runner's calls
+  (the objects of several videos in one batch).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from .device import (AUTOCAST_DTYPES, autocast, cudnn_benchmark, matmul_scope, m
                      resolve_device)
 from .graphs import CudaGraphs
 from .protocol import Runner
+from .shared import SharedRunner
 from .spec import RuntimeSpec, check_backend, check_precision
 from .torch_runner import TorchRunner
 from .transfer import HostCopy, Transfers
@@ -53,6 +55,6 @@ def make_runner(model: SSM, backend: str = "torch", device: str | torch.device =
     return build_runner(model, RuntimeSpec(backend, device, precision, cuda_graphs, onnx, channels_last), input_size)
 
 
-__all__ = ["AUTOCAST_DTYPES", "CudaGraphs", "HostCopy", "NetworkRunner", "Runner", "RuntimeSpec", "TorchRunner",
+__all__ = ["AUTOCAST_DTYPES", "CudaGraphs", "HostCopy", "NetworkRunner", "Runner", "RuntimeSpec", "SharedRunner", "TorchRunner",
            "Transfers", "autocast", "build_runner", "check_backend", "check_precision", "cudnn_benchmark",
            "make_runner", "matmul_scope", "mps_available", "precision_scope", "resolve_backend", "resolve_device"]
