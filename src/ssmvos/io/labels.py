@@ -29,6 +29,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..atomic import atomic_path
 from ..errors import SSMVOSError
+from .reading import read_user_file
 
 #: DAVIS's "void" label (outlines and unclear pixels in DAVIS 2017 annotations).
 VOID_LABEL = 255
@@ -81,14 +82,7 @@ def _load(source: str | os.PathLike | bytes, what: str) -> tuple[bytes, Path | N
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source), None
     path = Path(source)
-    try:
-        return path.read_bytes(), path
-    except FileNotFoundError:
-        raise SSMVOSError(f"{what} not found: {path}") from None
-    except IsADirectoryError:
-        raise SSMVOSError(f"{what} {path} is a folder, not a PNG file") from None
-    except OSError as exc:
-        raise SSMVOSError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    return read_user_file(path, what, "a PNG file"), path
 
 
 def _unfiltered_palette_png(data: bytes) -> np.ndarray | None:

@@ -28,6 +28,7 @@ import numpy as np
 from ..errors import SSMVOSError
 from ..numbers import is_number
 from .labels import LabelMap, encode_label_png, read_object_labels
+from .reading import read_user_file
 
 SESSION_VERSION = 1
 #: The ``format`` of session files written before the file was versioned.
@@ -184,15 +185,9 @@ def parse_session(data: object, source: str = "the session file") -> SessionFile
 def read_session_file(path: str | os.PathLike) -> SessionFile:
     """Read and check a session file (see :func:`parse_session`); errors name ``path``."""
     path = Path(path)
+    raw = read_user_file(path, "session file", "a session file")
     try:
-        text = path.read_bytes().decode("utf-8")
-        data = json.loads(text)
-    except FileNotFoundError:
-        raise SSMVOSError(f"session file not found: {path}") from None
-    except IsADirectoryError:
-        raise SSMVOSError(f"session file {path} is a folder") from None
-    except OSError as exc:
-        raise SSMVOSError(f"cannot read session file {path}: {exc.strerror or exc}") from None
+        data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise SSMVOSError(f"session file {path} is not UTF-8 text (not a session file?)") from None
     except json.JSONDecodeError as exc:
