@@ -89,6 +89,9 @@ class SharedRunner:
         """Join the group: wait for a turn, run the block as a member (a runner for one
         engine), leave at its end, even on an error."""
         member = SharedMember(self)
+        device = self.runner.device
+        if device.type == "cuda" and device.index is not None:
+            torch.cuda.set_device(device)  # the current device is per thread (torchrun ranks set theirs)
         with self._cond:
             self._members.append(member)
             if self._holder is None:
@@ -131,7 +134,8 @@ class SharedRunner:
                 return
         waiting = [m for m in members if m._state == _WAITING]
         if waiting:
-            self._run_round(waiting)
+            with torch.inference_mode():  # also when a member leaving runs the round
+                self._run_round(waiting)
             self._holder = waiting[0]
         else:
             self._holder = None
