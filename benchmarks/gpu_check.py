@@ -6,12 +6,15 @@
 
 DAVIS 2016 frames from ``--data`` (a DAVIS 2016 root; default: the first of
 ``$SSMVOS_TEST_DATA``, ``datasets/DAVIS2016`` and ``../shared/data/DAVIS2016`` that holds the
-full set; ``--smoke`` runs from the three sequences vendored in ``tests/fixtures/DAVIS2016``).
+full set, else, and always with ``--smoke``, the three sequences vendored in
+``tests/fixtures/DAVIS2016``: a GPU machine that gets only this repository still runs it all).
 Sections:
 * correctness: runs ``python -m pytest -m cuda`` in a subprocess (the golden tests' CUDA
   cases: the original's forward and the reference pipeline under reference weights, fp32 with
-  TF32 off, on every backend that runs on CUDA, both crop geometries, CUDA graphs) and records
-  its counts; a failing test is a FAIL. On a machine without CUDA those cases skip.
+  TF32 off, on every backend that runs on CUDA, both crop geometries, CUDA graphs; and videos
+  sharing the network's calls) and records its counts; a failing test is a FAIL. It collects
+  only the test files that hold CUDA cases, so the optional extras (the app, PyAV, Ray,
+  pycocotools) need not be installed. On a machine without CUDA those cases skip.
 * precision: TF32, bf16 and fp16 against the original's reference pipeline (evaluate on
   blackswan, car-shadow and two-object libby at 256): agreement of the merged masks, reported.
 * inference: 854x480 frames, input 512, one object, object-frames/s of (a) the original's
@@ -23,9 +26,10 @@ Sections:
 * evaluate: ``evaluate_split`` end to end (decode, network, paste-back, PNG writing) and
   where its time goes, with PNGs written by threads and by processes (``--png-pools``), merging
   and quantisation on the network's device (device geometry) and on the host.
-* videos: ``ssmvos batch``'s local engine over the DAVIS 2016 set (its first 40 frames each,
-  one object, PNGs written), one video at a time and 4, 8, 16 at once (their objects sharing
-  the network's calls, ``--videos-at-once``): object-frames/s and rows per network call.
+* videos: ``ssmvos batch``'s local engine over ``--videos`` (20) videos, the set's in turn
+  (their first 40 frames, one object, PNGs written), one video at a time and 4, 8, 16 at once
+  (their objects sharing the network's calls, ``--videos-at-once``): object-frames/s and rows
+  per network call.
 * train: samples/s of the original loop re-stated against ``ssmvos train`` in fp32 and
   bf16; ``torchrun --nproc_per_node=1`` (NCCL on CUDA); a stop-then-``--resume-step`` run
   against the uninterrupted one and against a repeat of it.
@@ -45,6 +49,7 @@ import gc
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -190,6 +195,9 @@ class Data:
         self.images = self.davis / "JPEGImages" / "480p"
         self.annotations = self.davis / "Annotations" / "480p"
 
+    def videos(self) -> list[str]:
+        return sorted(p.name for p in self.images.iterdir() if p.is_dir())
+
     def clip(self, video: str, frames: int) -> tuple[list[Path], np.ndarray]:
         paths = sorted((self.images / video).glob("*.jpg"))[:frames]
         return paths, object_mask(read_mask(self.annotations / video / "00000.png"), 255)
@@ -201,15 +209,24 @@ class Data:
 
 
 # --------------------------------------------------------------------------- correctness
+def cuda_test_files() -> list[str]:
+    """The test files that hold CUDA cases: collecting only these, pytest needs none of the
+    optional extras the other tests import (the app's server, PyAV, Ray, pycocotools)."""
+    marks = re.compile(r"on_cuda\(|\bDEVICES\b|CUDA_MARKS|mark\.cuda\b")
+    return [str(p.relative_to(ROOT)) for p in sorted((ROOT / "tests").rglob("test_*.py")) if marks.search(p.read_text())]
+
+
 def golden_tests(report: Report, device: torch.device, workdir: Path) -> None:
-    """``pytest -m cuda``: the golden tests' CUDA cases, in a subprocess; records the counts."""
+    """``pytest -m cuda`` over :func:`cuda_test_files`: the golden tests' CUDA cases, in a
+    subprocess; records the counts."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     if device.type != "cuda":
         env["CUDA_VISIBLE_DEVICES"] = ""  # checking another device: the CUDA cases skip
     junit = workdir / "pytest-cuda.xml"
     t = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "cuda", "-p", "no:cacheprovider", "-rs",
-                           f"--junitxml={junit}", "tests"], cwd=ROOT, env=env, capture_output=True, text=True)
+                           f"--junitxml={junit}", *cuda_test_files()], cwd=ROOT, env=env, capture_output=True,
+                          text=True)
     secs = time.perf_counter() - t
     counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     if junit.is_file():
@@ -480,19 +497,22 @@ def evaluate_end_to_end(report: Report, device: torch.device, model: SSM, data: 
 
 
 # --------------------------------------------------------------------------- many videos
-def write_clips(data: Data, folder: Path, frames: int, count: int | None = None, varied: bool = False) -> Path:
-    """A DAVIS-like batch manifest folder: ``<video>/`` the first ``frames`` frames (links;
+def write_clips(data: Data, folder: Path, frames: int, count: int, varied: bool = False) -> Path:
+    """A DAVIS-like batch manifest folder of ``count`` videos, the set's in turn (again as
+    ``<video>-2``... when the set has fewer): ``<name>/`` the first ``frames`` frames (links;
     ``varied``: 2, 3, 4, ... frames instead, so that a warm-up meets every batch size) and
-    ``<video>.png`` its frame-0 mask, for the first ``count`` videos of the set (all: None)."""
+    ``<name>.png`` the frame-0 mask."""
     folder.mkdir(parents=True, exist_ok=True)
-    videos = sorted(p.name for p in data.images.iterdir() if p.is_dir())[:count]
-    for i, video in enumerate(videos):
-        (folder / video).mkdir(exist_ok=True)
+    videos = data.videos()
+    for i in range(count):
+        video = videos[i % len(videos)]
+        name = video if i < len(videos) else f"{video}-{i // len(videos) + 1}"
+        (folder / name).mkdir(exist_ok=True)
         for path in sorted((data.images / video).glob("*.jpg"))[:2 + i if varied else frames]:
-            link = folder / video / path.name
+            link = folder / name / path.name
             if not link.exists():
                 link.symlink_to(path.resolve())
-        (folder / f"{video}.png").write_bytes((data.annotations / video / "00000.png").read_bytes())
+        (folder / f"{name}.png").write_bytes((data.annotations / video / "00000.png").read_bytes())
     return folder
 
 
@@ -505,12 +525,13 @@ def videos_at_once(report: Report, device: torch.device, model: SSM, data: Data,
                                         read_manifest, run_share)
     from ssmvos.inference.predictor import VideoPredictor
 
-    clips = write_clips(data, workdir / "videos", args.video_frames)
+    clips = write_clips(data, workdir / "videos", args.video_frames, args.videos)
     warm = write_clips(data, workdir / "videos-warm", 0, max(args.videos_at_once), varied=True)
     jobs = plan(count_frames(read_manifest(clips)), 1)[0]
     warm_jobs = plan(count_frames(read_manifest(warm)), 1)[0]
     object_frames = sum(j.frames for j in jobs)
-    report.row("videos", "set", f"{len(jobs)} DAVIS 2016 videos, {object_frames} frames (object-frames/s counts "
+    report.row("videos", "set", f"{len(jobs)} videos from {len(data.videos())} of DAVIS 2016, {object_frames} frames "
+               "(object-frames/s counts "
                "them all), 1 object each, input "
                f"{args.size}, max batch {args.videos_max_batch}, PNGs written")
     for name, opts in variants:
@@ -672,7 +693,8 @@ def main() -> int:
     ap.add_argument("--device", default=None, help="default: cuda when available, else cpu")
     ap.add_argument("--data", type=Path, default=None,
                     help="a DAVIS 2016 root (default: the first full one of $SSMVOS_TEST_DATA, datasets/DAVIS2016, "
-                    "../shared/data/DAVIS2016; with --smoke: the sequences vendored in tests/fixtures/DAVIS2016)")
+                    "../shared/data/DAVIS2016; without one, and with --smoke: the three sequences vendored in "
+                    "tests/fixtures/DAVIS2016)")
     ap.add_argument("--shared", type=Path, default=None, help="the shared folder: --data SHARED/data/DAVIS2016 "
                     "(the former option, still accepted)")
     ap.add_argument("--out", type=Path, default=None, help="folder for gpu_check.json (default: none written)")
@@ -682,6 +704,10 @@ def main() -> int:
                     "64 only)")
     ap.add_argument("--batched", default="bf16,fp32", help="precisions of the batched-objects runs (default bf16,fp32)")
     ap.add_argument("--precisions", default=None, help="comma-separated (default fp32,tf32,bf16,fp16; smoke fp32,bf16)")
+    ap.add_argument("--video", default=None, help="the sequence the inference, batched and evaluate sections time "
+                    "(default car-roundabout where the set has it, else blackswan)")
+    ap.add_argument("--videos", type=int, default=20, help="videos section: how many videos (the set's in turn; "
+                    "default 20)")
     ap.add_argument("--png-pools", default="threads,processes",
                     help="evaluate section: PNG writer pools to time (default threads,processes)")
     args = ap.parse_args()
@@ -689,12 +715,12 @@ def main() -> int:
     cuda = device.type == "cuda"
     smoke = args.smoke
     args.size = 224 if smoke else 512
-    args.video = "blackswan" if smoke else "car-roundabout"
     args.frames = 3 if smoke else 200
     args.original_frames = 3 if smoke else 21
     args.objects = [1, 2] if smoke else [1, 2, 5, 10]
     args.io_workers = [2] if smoke else [2, 4]
     args.video_frames = 3 if smoke else 40  # per video of the videos section
+    args.videos = 3 if smoke else args.videos
     args.videos_at_once = [1, 2] if smoke else [1, 4, 8, 16]
     args.videos_max_batch = 4 if smoke else 32
     args.png_pools = args.png_pools.split(",")
@@ -712,14 +738,19 @@ def main() -> int:
     if args.data is None and args.shared is not None:
         args.data = args.shared / "data" / "DAVIS2016"
     if args.data is None:
-        args.data = DAVIS16 if smoke else find_davis2016()
-    if args.data is None:
-        print("needs a full DAVIS 2016 (car-roundabout is timed): run `ssmvos download-data davis2016`, or give "
-              "--data DIR", file=sys.stderr)
-        return 2
+        args.data = None if smoke else find_davis2016()
+        if args.data is None:
+            args.data = DAVIS16
+            if not smoke:
+                print(f"no full DAVIS 2016 found: timing the three sequences vendored in {DAVIS16}", flush=True)
     data = Data(args.data)
     if not data.images.is_dir():
         print(f"needs DAVIS 2016 frames under {data.images} (--data)", file=sys.stderr)
+        return 2
+    if args.video is None:
+        args.video = "blackswan" if smoke or "car-roundabout" not in data.videos() else "car-roundabout"
+    if args.video not in data.videos():
+        print(f"--video {args.video}: no such sequence under {data.images}", file=sys.stderr)
         return 2
     if smoke:
         torch.set_num_threads(min(2, torch.get_num_threads()))
@@ -744,7 +775,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as tmp:
         work = Path(tmp)
         most = max([args.train_batch, *args.train_big_batch, 2 * args.train_big_batch[-1]])
-        videos = ["blackswan", "car-shadow", "libby"] + ([] if smoke else ["car-roundabout"])
+        videos = [v for v in ["blackswan", "car-shadow", "libby"] + ([] if smoke else ["car-roundabout"])
+                  if v in data.videos()]
         split = write_train_split(data, videos, work / "train.json",
                                   most * (args.train_warmup + args.train_steps))
 
