@@ -31,8 +31,8 @@ from .protocol import Runner
 from .transfer import HostCopy, Transfers
 
 _READY, _WAITING, _GONE = "ready", "waiting", "gone"
-#: concatenated reference sets kept for reuse
-REFERENCE_SETS = 8
+#: concatenated reference sets kept for reuse while the group stays the same (one per call of a round)
+REFERENCE_SETS = 4
 
 
 class SharedMember:
@@ -103,6 +103,7 @@ class SharedRunner:
             with self._cond:
                 member._state = _GONE
                 self._members.remove(member)
+                self._refs.clear()  # the group changed: no kept set is used again
                 self._pass_on(member)
 
     # -- inside the condition --------------------------------------------------------------
