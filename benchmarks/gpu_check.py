@@ -546,7 +546,7 @@ def videos_at_once(report: Report, device: torch.device, model: SSM, data: Data,
                 max_batch=args.videos_max_batch), overwrite=True, progress=False, videos_at_once=k)
             warm_config = dataclasses.replace(config, out=str(workdir / "videos-out-warm"))
             run_share(predictor, warm_jobs, warm_config, progress_bar([], False))  # graphs captured per batch size
-            together = Together(predictor, args.videos_max_batch)
+            together = Together(predictor, args.videos_max_batch, min(k, len(jobs))) if k > 1 else None
             sync(device)
             start = time.perf_counter()
             outcomes = run_share(predictor, jobs, config, progress_bar([], False), together)

@@ -312,6 +312,10 @@ def test_videos_at_once_share_the_network_calls_and_match_one_at_a_time(clips, l
     assert_complete(out)
     for name in CLIPS:
         assert _agreement(out / name, local / name) >= 0.999, name
+    # the threads take their turns and their videos in one fixed order: a rerun writes the same files
+    assert _batch(clips, tmp_path / "again", "--videos-at-once", "3") == 0
+    for name in CLIPS:
+        assert _files(tmp_path / "again" / name) == _files(out / name), name
 
 
 @pytest.mark.skipif(not shutil.which("true"), reason="posix")

@@ -52,7 +52,7 @@ def _together(shared: SharedRunner, base: Engine, videos) -> list:
 
     def work(i: int) -> None:
         try:
-            with shared.turn() as runner:
+            with shared.turn(i) as runner:
                 results[i] = _segment(base.on_runner(runner), *videos[i])
         except BaseException as exc:  # noqa: BLE001 - reported to the test
             errors[i] = exc
@@ -86,7 +86,7 @@ def test_videos_together_give_each_video_its_own_results_in_fewer_fuller_calls(l
     alone_runner = RecordingRunner()
     alone = [_segment(Engine(alone_runner, SIZE, lookahead=lookahead), *v) for v in VIDEOS]
     inner = RecordingRunner()
-    shared = SharedRunner(inner, max_batch=16)
+    shared = SharedRunner(inner, max_batch=16, seats=3)
     together, errors = _together(shared, Engine(inner, SIZE, lookahead=lookahead), VIDEOS)
     assert errors == [None] * 3
     for got, want in zip(together, alone):
@@ -104,7 +104,7 @@ def test_calls_hold_at_most_max_batch_rows_and_repeat_exactly():
     runs = []
     for _ in range(2):
         inner = RecordingRunner()
-        shared = SharedRunner(inner, max_batch=4)
+        shared = SharedRunner(inner, max_batch=4, seats=3)
         together, errors = _together(shared, Engine(inner, SIZE, max_batch=4), VIDEOS)
         assert errors == [None] * 3
         runs.append((inner.batches, [[s for _, _, s in v] for v in together]))
@@ -118,21 +118,54 @@ def test_calls_hold_at_most_max_batch_rows_and_repeat_exactly():
 def test_a_failed_call_fails_its_members_only():
     videos = [VIDEOS[0], _video(3, 5, 2), VIDEOS[2]]  # 2, 2, 3 objects: calls of 2, 2 and 3 rows
     inner = RecordingRunner(fail_rows=3)  # the third video's calls fail
-    shared = SharedRunner(inner, max_batch=3)
+    shared = SharedRunner(inner, max_batch=3, seats=3)
     together, errors = _together(shared, Engine(inner, SIZE, max_batch=3), videos)
     assert isinstance(errors[2], RuntimeError) and "out of memory" in str(errors[2])
     assert errors[0] is None and errors[1] is None
     assert [len(v) for v in together[:2]] == [7, 5]  # the others finished every frame
 
 
-def test_a_member_outside_its_turn_is_refused():
+def test_members_that_come_and_go_get_their_own_results():
+    """Without seats (a Ray actor's concurrent calls): whatever the timing, each video's
+    results are its own."""
+    alone = [_segment(Engine(RecordingRunner(), SIZE), *v) for v in VIDEOS]
+    inner = RecordingRunner()
+    shared = SharedRunner(inner)
+    results: list = [None] * 3
+
+    def work(i: int) -> None:
+        with shared.turn() as runner:
+            results[i] = _segment(Engine(inner, SIZE).on_runner(runner), *VIDEOS[i])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    for got, want in zip(results, alone):
+        for (_, _, a), (_, _, b) in zip(got, want):
+            np.testing.assert_array_equal(a, b)
+    assert sum(inner.batches) == 6 * 2 + 3 * 1 + 8 * 3  # every row once, in however many calls
+
+
+def test_misuse_is_refused():
     shared = SharedRunner(StubRunner())
     with shared.turn() as member:
         pass
     with pytest.raises(RuntimeError, match="outside its turn"):
         member.encode_reference(torch.zeros(1, 8, 8, 3, dtype=torch.uint8), torch.zeros(1, 8, 8))
+    with pytest.raises(ValueError, match="no seats"):
+        with shared.turn(0):
+            pass
+    seated = SharedRunner(StubRunner(), seats=2)
+    for seat in (None, 2, -1):
+        with pytest.raises(ValueError, match="not free"):
+            with seated.turn(seat):
+                pass
     with pytest.raises(ValueError, match="max_batch"):
         SharedRunner(StubRunner(), max_batch=0)
+    with pytest.raises(ValueError, match="seats"):
+        SharedRunner(StubRunner(), seats=0)
 
 
 @pytest.mark.parametrize("device,graphs", [("cpu", False), on_cuda("cuda", False, id="cuda"),
@@ -151,7 +184,7 @@ def test_the_network_shared_by_three_videos_gives_one_at_a_time_masks(model, dev
         mask = read_mask(DAVIS16 / "Annotations" / "480p" / name / "00000.png") > 0
         videos.append(([str(p) for p in paths], {1: mask}))
     alone = [_segment(Engine(runner, SIZE), *v) for v in videos]
-    shared = SharedRunner(runner, max_batch=16)
+    shared = SharedRunner(runner, max_batch=16, seats=3)
     together, errors = _together(shared, Engine(runner, SIZE), videos)
     assert errors == [None] * 3
     assert shared.stats["rounds"] == 4 and shared.stats["rows"] == 3 + 2 + 4  # 9 calls alone

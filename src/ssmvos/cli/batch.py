@@ -44,8 +44,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="with --engine ray: the number of workers (default: one per GPU of the cluster, else 1)")
     p.add_argument("--videos-at-once", type=int_range(1, MAX_VIDEOS_AT_ONCE), default=1, metavar="K",
                    help="segment K videos at once in each process (or Ray worker), their objects sharing the "
-                   "network's batches of up to --max-batch rows: faster on a GPU; the masks then equal one video "
-                   "at a time up to float rounding instead of byte for byte (default 1)")
+                   "network's batches of up to --max-batch rows: for GPUs (on a CPU it is no faster); the masks then "
+                   "equal one video at a time up to float rounding instead of byte for byte (default 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 

@@ -27,6 +27,7 @@ batches differ), not byte for byte.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import os
@@ -35,7 +36,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -449,10 +450,15 @@ def progress_bar(jobs: list[VideoJob], enabled: bool):
 def run_share(predictor, share: list[VideoJob], config: BatchConfig, bar,
               together: "Together | None" = None) -> list[tuple[int, VideoOutcome]]:
     """``share``'s videos, in its order, on ``predictor`` (already built), one at a time or
-    ``config.videos_at_once`` at once (through ``together``, default a new
-    :class:`Together`); (manifest row, outcome) pairs. ``bar``: a tqdm bar (one step per video)."""
-    if config.videos_at_once > 1:
-        return _run_together(together or Together(predictor, config.predictor.max_batch), share, config, bar)
+    ``config.videos_at_once`` at once (through ``together``, default a new :class:`Together`
+    with a seat per thread); (manifest row, outcome) pairs. ``bar``: a tqdm bar (one step per
+    video)."""
+    if config.videos_at_once > 1 and share:
+        seats = min(config.videos_at_once, len(share))
+        together = together or Together(predictor, config.predictor.max_batch, seats)
+        if together.shared.seats != seats:
+            raise ValueError(f"{seats} videos at once need a Together with {seats} seats")
+        return _run_together(together, share, config, bar)
     outcomes = []
     for job in share:
         done = [0]
@@ -471,28 +477,38 @@ class Together:
     """Several videos at once on one predictor, each in its own thread, their objects sharing
     the network's calls (:class:`~ssmvos.runtime.shared.SharedRunner`: the threads take
     turns, so only the batches change; results equal one video at a time up to float
-    rounding). :meth:`run` is one video in one of them."""
+    rounding). ``seats``: the number of threads, each holding a seat for its whole life (the
+    calls then repeat exactly from run to run); None: threads come and go, one video each
+    (:meth:`run`, what a Ray actor's concurrent calls do)."""
 
-    def __init__(self, predictor, max_batch: int):
+    def __init__(self, predictor, max_batch: int, seats: int | None = None):
         from ..runtime import SharedRunner
 
         self.engine = predictor.engine
-        self.shared = SharedRunner(self.engine.runner, max_batch)
+        self.shared = SharedRunner(self.engine.runner, max_batch, seats)
+
+    @contextlib.contextmanager
+    def predictor(self, seat: int | None = None) -> Iterator:
+        """A predictor for this thread, on a member of the shared runner, for the block (the
+        thread's turns: see :class:`~ssmvos.runtime.shared.SharedRunner`)."""
+        from .predictor import VideoPredictor
+
+        with self.shared.turn(seat) as runner:
+            yield VideoPredictor(engine=self.engine.on_runner(runner))
 
     def run(self, job: VideoJob, out: str | os.PathLike, options: SegmentOptions, overwrite: bool,
             on_frame: Callable[[], None] | None = None) -> VideoOutcome:
-        from .predictor import VideoPredictor
-
-        with self.shared.turn() as runner:
-            return run_video(VideoPredictor(engine=self.engine.on_runner(runner)), job, out, options, overwrite,
-                             on_frame)
+        """One video, joining the group for it."""
+        with self.predictor() as predictor:
+            return run_video(predictor, job, out, options, overwrite, on_frame)
 
 
 def _run_together(together: Together, share: list[VideoJob], config: BatchConfig,
                   bar) -> list[tuple[int, VideoOutcome]]:
-    """The share, ``config.videos_at_once`` videos at a time (in the share's order: longest
-    first, as planned). On Ctrl-C every thread stops after its current frame, its video's
-    temporary folder removed, and the interrupt propagates once all have stopped."""
+    """The share, one thread per seat of ``together``, each taking the next video (in the
+    share's order: longest first, as planned) during its turn. On Ctrl-C every thread stops
+    after its current frame, its video's temporary folder removed, and the interrupt
+    propagates once all have stopped."""
     queue = list(reversed(share))
     outcomes: list[tuple[int, VideoOutcome]] = []
     lock, stop = threading.Lock(), threading.Event()
@@ -504,25 +520,26 @@ def _run_together(together: Together, share: list[VideoJob], config: BatchConfig
         with lock:
             under_way[name] = under_way.get(name, 0) + 1
             bar.set_postfix_str(", ".join(f"{job} {n}" for job, n in sorted(under_way.items())), refresh=False)
-        bar.refresh()
+            bar.refresh()
 
-    def work() -> None:
-        while not stop.is_set():
-            with lock:
-                if not queue:
+    def work(seat: int) -> None:
+        with together.predictor(seat) as predictor:
+            while not stop.is_set():
+                with lock:
+                    if not queue:
+                        return
+                    job = queue.pop()
+                try:
+                    outcome = run_video(predictor, job, config.out, config.options, config.overwrite,
+                                        functools.partial(frame_done, job.name))
+                except KeyboardInterrupt:
                     return
-                job = queue.pop()
-            try:
-                outcome = together.run(job, config.out, config.options, config.overwrite,
-                                       functools.partial(frame_done, job.name))
-            except KeyboardInterrupt:
-                return
-            with lock:
-                under_way.pop(job.name, None)
-                outcomes.append((job.row, outcome))
-                bar.update(1)
+                with lock:
+                    under_way.pop(job.name, None)
+                    outcomes.append((job.row, outcome))
+                    bar.update(1)
 
-    threads = [threading.Thread(target=work, daemon=True) for _ in range(min(config.videos_at_once, len(share)))]
+    threads = [threading.Thread(target=work, args=(seat,), daemon=True) for seat in range(together.shared.seats)]
     for t in threads:
         t.start()
     try:

@@ -7,8 +7,14 @@ host work, CUDA launches and graph captures never interleave. A member that asks
 deposits its crops and hands the turn on; when every member in the group has deposited (or
 left), the deposits run as one batch (packed into calls of at most ``max_batch`` rows, a
 deposit never split), each member gets its own rows back, and the turns start again in the
-order the members joined. The order of everything is therefore fixed by the order of the
-members: a rerun makes the same calls.
+members' order.
+
+With ``seats`` (N), the members are N threads that each take a numbered seat: turns begin
+once all N have joined, the order is the seats', and a member leaves only for good. Then
+everything happens in one fixed order (a thread that picks its next video during its turn
+picks the same one every run): a rerun makes the same calls. Without seats, members join
+and leave as they come, in the order they come (e.g. a Ray actor's concurrent calls), and
+the batches depend on that timing.
 
 What a member gives back is what its runner gives (logits on the device, asynchronous on a
 GPU); only the batch composition differs from a lone engine's, so results are equal up to
@@ -41,8 +47,9 @@ class SharedMember:
     Use it only in the thread that got it from :meth:`SharedRunner.turn`, inside that block.
     """
 
-    def __init__(self, shared: "SharedRunner"):
+    def __init__(self, shared: "SharedRunner", seat: int | None = None):
         inner = shared.runner
+        self.seat = seat
         self.backend, self.device, self.precision = inner.backend, inner.device, inner.precision
         self.device_geometry, self.graphs = inner.device_geometry, inner.graphs
         self._shared = shared
@@ -73,11 +80,15 @@ class SharedRunner:
     'rows' (objects segmented).
     """
 
-    def __init__(self, runner: Runner, max_batch: int = 16):
+    def __init__(self, runner: Runner, max_batch: int = 16, seats: int | None = None):
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, not {max_batch}")
+        if seats is not None and seats < 1:
+            raise ValueError(f"seats must be at least 1, not {seats}")
         self.runner = runner
         self.max_batch = max_batch
+        self.seats = seats
+        self._started = False  # with seats: every seat has been taken once
         self.stats: Counter[str] = Counter()
         self._cond = threading.Condition()
         self._members: list[SharedMember] = []  # in the order they joined
@@ -85,17 +96,31 @@ class SharedRunner:
         self._refs: dict[tuple[int, ...], tuple[tuple[ReferenceEncoding, ...], ReferenceEncoding]] = {}
 
     @contextlib.contextmanager
-    def turn(self) -> Iterator[SharedMember]:
+    def turn(self, seat: int | None = None) -> Iterator[SharedMember]:
         """Join the group: wait for a turn, run the block as a member (a runner for one
-        engine), leave at its end, even on an error."""
-        member = SharedMember(self)
+        engine), leave at its end, even on an error. ``seat``: this thread's seat number
+        (0 to seats - 1), when the group has seats."""
+        member = SharedMember(self, seat)
         device = self.runner.device
         if device.type == "cuda" and device.index is not None:
             torch.cuda.set_device(device)  # the current device is per thread (torchrun ranks set theirs)
         with self._cond:
-            self._members.append(member)
-            if self._holder is None:
-                self._holder = member
+            if self.seats is None:
+                if seat is not None:
+                    raise ValueError("this shared runner has no seats")
+                self._members.append(member)
+                if self._holder is None:
+                    self._holder = member
+            else:
+                if self._started or seat is None or not 0 <= seat < self.seats or \
+                        any(m.seat == seat for m in self._members):
+                    raise ValueError(f"seat {seat} is not free (seats 0 to {self.seats - 1}, each taken once)")
+                self._members.append(member)
+                self._members.sort(key=lambda m: m.seat)
+                if len(self._members) == self.seats:  # everyone is here: the first seat begins
+                    self._started = True
+                    self._holder = self._members[0]
+                    self._cond.notify_all()
             self._cond.wait_for(lambda: self._holder is member)
         try:
             yield member
