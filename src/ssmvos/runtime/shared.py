@@ -53,6 +53,7 @@ class SharedMember:
         self.backend, self.device, self.precision = inner.backend, inner.device, inner.precision
         self.device_geometry, self.graphs = inner.device_geometry, inner.graphs
         self._shared = shared
+        self._wake = threading.Condition(shared._lock)  # only this member is woken for its turn
         self._transfers = Transfers(inner.device)
         self._state = _READY
         self._request: tuple[ReferenceEncoding, Tensor, Tensor] | None = None
@@ -90,7 +91,7 @@ class SharedRunner:
         self.seats = seats
         self._started = False  # with seats: every seat has been taken once
         self.stats: Counter[str] = Counter()
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
         self._members: list[SharedMember] = []  # in the order they joined
         self._holder: SharedMember | None = None
         self._refs: dict[tuple[int, ...], tuple[tuple[ReferenceEncoding, ...], ReferenceEncoding]] = {}
@@ -104,7 +105,7 @@ class SharedRunner:
         device = self.runner.device
         if device.type == "cuda" and device.index is not None:
             torch.cuda.set_device(device)  # the current device is per thread (torchrun ranks set theirs)
-        with self._cond:
+        with self._lock:
             if self.seats is None:
                 if seat is not None:
                     raise ValueError("this shared runner has no seats")
@@ -119,29 +120,28 @@ class SharedRunner:
                 self._members.sort(key=lambda m: m.seat)
                 if len(self._members) == self.seats:  # everyone is here: the first seat begins
                     self._started = True
-                    self._holder = self._members[0]
-                    self._cond.notify_all()
-            self._cond.wait_for(lambda: self._holder is member)
+                    self._hand_to(self._members[0])
+            member._wake.wait_for(lambda: self._holder is member)
         try:
             yield member
         finally:
-            with self._cond:
+            with self._lock:
                 member._state = _GONE
                 self._members.remove(member)
                 self._refs.clear()  # the group changed: no kept set is used again
                 self._pass_on(member)
 
-    # -- inside the condition --------------------------------------------------------------
+    # -- with the lock held -----------------------------------------------------------------
     def _check_turn(self, member: SharedMember) -> None:
         if self._holder is not member:
             raise RuntimeError("a shared runner's member was used outside its turn (or after leaving)")
 
     def _segment(self, member: SharedMember, ref: ReferenceEncoding, images: Tensor, masks: Tensor) -> Tensor:
-        with self._cond:
+        with self._lock:
             self._check_turn(member)
             member._request, member._state = (ref, images, masks), _WAITING
             self._pass_on(member)
-            self._cond.wait_for(lambda: self._holder is member)
+            member._wake.wait_for(lambda: self._holder is member)
             result, member._result = member._result, None
         if isinstance(result, BaseException):
             raise result
@@ -155,17 +155,21 @@ class SharedRunner:
         start = members.index(current) + 1 if current in members else 0
         for member in members[start:] + members[:start]:
             if member._state == _READY:
-                self._holder = member
-                self._cond.notify_all()
+                self._hand_to(member)
                 return
         waiting = [m for m in members if m._state == _WAITING]
         if waiting:
             with torch.inference_mode():  # also when a member leaving runs the round
                 self._run_round(waiting)
-            self._holder = waiting[0]
+            self._hand_to(waiting[0])
         else:
             self._holder = None
-        self._cond.notify_all()
+
+    def _hand_to(self, member: SharedMember) -> None:
+        """Give ``member`` the turn and wake its thread alone (a handoff costs the same
+        however many members wait)."""
+        self._holder = member
+        member._wake.notify()
 
     def _run_round(self, waiting: list[SharedMember]) -> None:
         """Run every deposit, packed in order into calls of at most ``max_batch`` rows."""
