@@ -294,11 +294,14 @@ class VideoPredictor:
         return self.engine.propagate(state, start_frame_idx, max_frame_num_to_track, reverse)
 
     @_sam2_iter
-    def propagate(self, inference_state: VideoState, direction: str = "both") -> Iterator[FrameResult]:
+    def propagate(self, inference_state: VideoState, direction: str = "both", *,
+                  merge: str | None = None) -> Iterator[FrameResult]:
         """Every frame once, for ``direction`` (``inference.directions``): 'forward' from the
         first mask, 'backward' from the last, 'both' (each object backward and forward from
         its first mask; frames before the earliest first mask come first, in decreasing
-        order). What ``ssmvos segment`` and the app run."""
+        order). What ``ssmvos segment`` and the app run. ``merge`` ('soft' or 'hard'): each
+        result also carries its merged label map (``FrameResult.labels``, see
+        :meth:`Engine.propagate <ssmvos.inference.engine.Engine.propagate>`)."""
         state = inference_state
         firsts = [o.earliest for o in state.objects.values()]
         passes = plan(direction, firsts, state.prompt_frames)
@@ -306,7 +309,8 @@ class VideoPredictor:
             # the backward pass computes objects that start late on frames the forward pass shows
             state.results = ResultStore(state.height, state.width)
         for p in passes:
-            for result in self.engine.propagate(state, p.start, reverse=p.reverse, before_first=p.before_first):
+            for result in self.engine.propagate(state, p.start, reverse=p.reverse, before_first=p.before_first,
+                                                merge=merge):
                 if p.yields(result.frame_index):
                     yield result
 

@@ -28,7 +28,6 @@ from ..io.labels import LabelMap, object_masks, read_label_map, write_label_png 
 from ..io.session_file import SessionFile
 from .directions import check_direction
 from .state import VideoState
-from .merge import merge_frame
 from .overlay import OverlayWriter, blend
 from .predictor import VideoPredictor
 from .writer import AsyncWriter
@@ -216,7 +215,7 @@ class _Run:
         try:
             # on an error or interrupt, AsyncWriter's exit still writes what was done
             with _HeldInterrupts() as self.interrupts, AsyncWriter() as self.pngs:
-                for result in self.predictor.propagate(self.state, direction):
+                for result in self.predictor.propagate(self.state, direction, merge="soft"):
                     self._write(result)
                 self._flush_overlay(None)
         except KeyboardInterrupt:
@@ -231,8 +230,7 @@ class _Run:
 
     def _write(self, result) -> None:
         index = result.frame_index
-        labels = (merge_frame(result.object_ids, list(result.soft)) if result.object_ids
-                  else np.zeros((self.state.height, self.state.width), np.uint8))
+        labels = result.labels  # merged by the engine (where the network runs, with device geometry)
         if not result.reverse:
             self._flush_overlay(index)
         with self.interrupts.held():  # a frame's outputs all or none
