@@ -305,11 +305,12 @@ class AppSession:
         return sorted(ids)
 
     def grabcut(self, index: int, box: tuple[int, int, int, int], iterations: int = 5) -> np.ndarray:
-        """A first mask from a box: OpenCV's GrabCut on frame ``index`` (bool H×W)."""
-        from .tools import grabcut_mask
+        """A first mask from a box: OpenCV's GrabCut on frame ``index`` (bool H×W), the same
+        tool as the predictor's ``add_new_points_or_box`` (:mod:`ssmvos.inference.prompts`)."""
+        from ..inference.prompts import grabcut_mask
 
         self._check_frame(index)
-        return grabcut_mask(self.frames.get(index), box, iterations)
+        return grabcut_mask(self.frames.get(index), box=box, iterations=iterations)
 
     # -- propagation ---------------------------------------------------------------------
     def _require_idle(self) -> None:
