@@ -321,3 +321,39 @@ def test_undo_objects_points_zoom_fill(server, page):
     pg.wait_for_selector('.object[data-object="2"]', state="detached")
     assert 2 not in np.unique(annotation(server, sid, 0)) and session.object_ids() == [1]
     pg.close()
+
+
+def test_a_stroke_is_never_saved_onto_the_next_video(server, page):
+    """A brush stroke still waiting to be saved (the page saves 300 ms after the last change)
+    when another video is opened goes to the video it was drawn on, never to the new one's
+    frame 0. The open's answer is held back 1.5 s so that the wait would fall inside it."""
+    pg = page.context.new_page()
+    pg.set_default_timeout(60_000)
+    pg.goto(server[0])
+    pg.wait_for_function("document.getElementById('frame-label').textContent.startsWith('frame 1 / 30')")
+    sid = pg.evaluate("location.hash").split("s=")[1]
+    session = server[1].state.sessions.get(sid)
+    first = session.video_key
+
+    def held_back(route):
+        response = route.fetch()
+        time.sleep(1.5)
+        route.fulfill(response=response)
+
+    pg.route("**/demo", held_back)
+    pg.check('input[name="tool"][value="brush"]')
+    pg.fill("#size", "16")
+    pg.mouse.move(*canvas_point(pg, 100, 100))
+    pg.mouse.down()
+    pg.mouse.move(*canvas_point(pg, 200, 100), steps=4)
+    pg.mouse.up()
+    pg.click("#demo")  # at once: the stroke's save is still pending
+    deadline = time.monotonic() + 30
+    while session.video_key == first:  # (Playwright's waits, not sleep: they run the route's handler)
+        assert time.monotonic() < deadline, "the demo was not opened again"
+        pg.wait_for_timeout(50)
+    pg.wait_for_timeout(2500)  # the held-back answer arrives; any save timer would have fired by now
+    assert session.annotations == {} and annotation(server, sid, 0) is None
+    assert "error" not in (pg.get_attribute("#status", "class") or ""), pg.inner_text("#status")
+    pg.unroute_all(behavior="wait")
+    pg.close()

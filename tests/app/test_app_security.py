@@ -9,6 +9,7 @@ import os
 import struct
 import zipfile
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -151,3 +152,36 @@ def test_bodies_are_limited_on_every_route_that_reads_one(client):
     assert "more than" in error_of(client.post(f"{base}/session", content=b" " * (2 << 20), headers=JSON), 413)
     assert "more than" in error_of(client.post(f"{base}/frames/0/annotation/import", content=big[:2 << 20],
                                                headers=RAW), 413)
+
+
+def test_names_the_system_cannot_resolve_and_deep_json_are_one_line_4xx(client, root):
+    """What the helpers' probes found ending in a 500: a path component longer than the
+    system allows, a loop of links under --root (which must not hide the rest of a listing),
+    a JSON body nested 100k deep, an imported mask whose header announces a huge image."""
+    sid = new_session(client)
+    base = f"/api/sessions/{sid}"
+    long = "a" * 300
+    assert "cannot be opened" in error_of(client.get("/api/browse", params={"path": long}), 400)
+    assert "cannot be opened" in error_of(client.post(f"{base}/open", json={"path": f"clips/{long}"}), 400)
+    os.symlink(root / "clips" / "loop", root / "clips" / "loop")
+    listing = client.get("/api/browse", params={"path": "clips"}).json()
+    assert [e["name"] for e in listing["entries"]] == ["frames", "tiny.avi"]  # the loop is left out, not fatal
+    assert "cannot be opened" in error_of(client.post(f"{base}/open", json={"path": "clips/loop"}), 400)
+    deep = b"[" * 100_000 + b"]" * 100_000
+    assert "nests too deeply" in error_of(client.post("/api/sessions", content=deep, headers=JSON), 400)
+    client.post(f"{base}/open", json={"path": "clips/tiny.avi"})
+    message = error_of(client.post(f"{base}/frames/0/annotation/import", content=png_header(11585, 11585),
+                                   headers=RAW), 400)
+    assert "is 11585x11585, but the video is 64x48" in message
+
+
+def test_a_relative_root_is_not_replaced_inside_words(tmp_path, monkeypatch):
+    """Messages hide the server's folders; a --root given as a short relative name must not
+    be replaced wherever that word occurs ('--root folder' stays readable)."""
+    make_root(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    app = create_app(stub_predictor()[0], AppConfig(root=Path("root"), state_dir=tmp_path / "state", port=7860))
+    with client_for(app) as c:
+        sid = new_session(c)
+        message = error_of(c.post(f"/api/sessions/{sid}/open", json={"path": "../secret"}), 400)
+        assert message == "'../secret' is outside the server's --root folder"

@@ -9,6 +9,7 @@ import os
 import threading
 import time
 
+import cv2
 import numpy as np
 import pytest
 
@@ -190,3 +191,86 @@ def test_object_names_and_a_loaded_session_survive_a_restart(predictor, root, tm
         assert info["video"]["annotated"] == [2]
         assert info["video"]["object_names"] == {"1": "truck"}
         assert client.get(f"/api/sessions/{sid}/frames/2/annotation").content == some_mask(1).tobytes()
+
+
+def test_a_mask_drawn_on_the_video_opened_before_is_refused(predictor, root, tmp_path):
+    """Every mask the page sends names its video (?v=): once another video is open, a save
+    still on its way for the last one is refused (409), never put onto the new one."""
+    with client_for(app_on(predictor, root, tmp_path / "state")) as client:
+        sid = new_session(client)
+        base = f"/api/sessions/{sid}"
+        first = client.post(f"{base}/open", json={"path": "clips/frames"}).json()["video"]["key"]
+        assert client.put(f"{base}/frames/1/annotation", params={"v": first}, content=some_mask().tobytes(),
+                          headers=RAW).json()["video"]["annotated"] == [1]
+        second = client.post(f"{base}/open", json={"path": "clips/tiny.avi"}).json()["video"]["key"]
+        tiny = np.zeros((48, 64), np.uint8)
+        tiny[10:20, 10:20] = 1
+        for response in (client.put(f"{base}/frames/0/annotation", params={"v": first}, content=tiny.tobytes(),
+                                    headers=RAW),
+                         client.post(f"{base}/frames/0/annotation/import", params={"v": first},
+                                     content=labels_png(tiny), headers=RAW)):
+            assert "another video was opened" in error_of(response, 409)
+        assert client.get(base).json()["video"]["annotated"] == []
+        assert client.put(f"{base}/frames/0/annotation", params={"v": second}, content=tiny.tobytes(),
+                          headers=RAW).json()["video"]["annotated"] == [0]
+
+
+def labels_png(labels: np.ndarray) -> bytes:
+    from ssmvos.io.labels import encode_label_png
+
+    return encode_label_png(labels)
+
+
+def test_a_frame_decoded_while_another_video_opens_is_not_served_for_it(predictor, root, tmp_path):
+    """The frame cache: a frame of the last video, decoded while the next one was being
+    opened, is neither kept nor served (nor cached by the browser) as the new video's."""
+    app = app_on(predictor, root, tmp_path / "state")
+    with client_for(app) as client:
+        sid = new_session(client)
+        base = f"/api/sessions/{sid}"
+        first = client.post(f"{base}/open", json={"path": "clips/frames"}).json()["video"]["key"]
+        session = app.state.sessions.items[sid]
+        frames = session.state.frames
+        read = frames.get
+        second = {}
+
+        def read_then_open(index):  # another request opens a video while this frame is decoded
+            rgb = read(index)
+            if not second:
+                second.update(session.open(root / "clips" / "tiny.avi", "clips/tiny.avi")["video"])
+            return rgb
+
+        frames.get = read_then_open
+        data, key = session.frame_jpeg(0)
+        assert key == first and second["key"] != first
+        assert cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR).shape == (480, 854, 3)
+        response = client.get(f"{base}/frames/0.jpg", params={"v": second["key"]})
+        assert "immutable" in response.headers["cache-control"]
+        assert cv2.imdecode(np.frombuffer(response.content, np.uint8), cv2.IMREAD_COLOR).shape == (48, 64, 3)
+
+
+def test_no_propagation_starts_while_a_video_opens(predictor, root, tmp_path, monkeypatch):
+    """Opening takes the session for its whole length: a propagation asked for meanwhile (or
+    a second open) is refused in one line, and the new video starts without the old job."""
+    app = app_on(predictor, root, tmp_path / "state")
+    with client_for(app) as client:
+        sid = new_session(client)
+        base = f"/api/sessions/{sid}"
+        client.post(f"{base}/open", json={"path": "clips/frames"})
+        client.put(f"{base}/frames/0/annotation", content=some_mask().tobytes(), headers=RAW)
+        client.post(f"{base}/propagate", json={"direction": "forward"})
+        assert wait_job(client, sid)["job"]["state"] == "done"
+        session = app.state.sessions.items[sid]
+        init_state, refused = predictor.init_state, []
+
+        def slow_open(*args, **kwargs):  # requests that arrive while the video is being opened
+            refused.append(error_of(client.post(f"{base}/propagate", json={"direction": "forward"}), 400))
+            refused.append(error_of(client.post(f"{base}/open", json={"path": "clips/frames"}), 400))
+            return init_state(*args, **kwargs)
+
+        monkeypatch.setattr(predictor, "init_state", slow_open)
+        info = session.open(root / "clips" / "tiny.avi", "clips/tiny.avi")
+        assert all("a video is being opened" in message for message in refused) and len(refused) == 2
+        assert info["job"] is None and session.job is None  # the last video's finished job is not this one's
+        monkeypatch.undo()
+        assert client.get(base).json()["video"]["source"] == "clips/tiny.avi"

@@ -104,3 +104,34 @@ def test_unreadable_files(tmp_path):
     (tmp_path / "bad.json").write_text("{oops")
     with pytest.raises(SSMVOSError, match=r"bad.json is not valid JSON \(line 1"):
         read_session_file(tmp_path / "bad.json")
+
+
+def header_only_png(width: int, height: int) -> str:
+    """A PNG announcing width x height whose pixel data is damaged: only a reader that
+    checks the size from the header first can tell what is wrong with it."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"damaged") + chunk(b"IEND", b"")
+    return base64.b64encode(data).decode()
+
+
+def test_sizes_are_checked_before_any_mask_is_decoded():
+    """A session file is a few KB that could inflate to gigabytes: the video it was made for
+    is checked against the open one (video_of) before any mask, and every mask's size is read
+    from its PNG header before its pixels are."""
+    from ssmvos.io.session_file import parse_session
+
+    bomb = _with(masks={"0": header_only_png(11585, 11585)})
+    with pytest.raises(SSMVOSError, match="is 11585x11585, but the session's video is 14x10"):
+        parse_session(bomb)
+    huge = _with(width=11585, height=11585, masks={"0": header_only_png(11585, 11585)})
+    with pytest.raises(SSMVOSError, match="made for a video of 4 frames of 11585x11585, but the frames are 14x10"):
+        parse_session(huge, video_of=(4, H, W))
+    bigger = _with(width=20000, height=20000)
+    with pytest.raises(SSMVOSError, match="made for frames of 20000x20000, more than any video"):
+        parse_session(bigger)
+    assert np.array_equal(parse_session(good(), video_of=(4, H, W)).masks[0], labels())

@@ -21,7 +21,8 @@ MAX_FRAME_PIXELS = 40_000_000  # a frame larger than this (about 8K×5K) is refu
 
 def confined(root: Path, relative: str) -> Path:
     """``root / relative`` resolved, refused unless it stays inside ``root`` (no '..', no
-    absolute paths, no symbolic links that lead out, no NUL characters)."""
+    absolute paths, no symbolic links that lead out, no NUL characters, no names the system
+    cannot resolve: too long, or a loop of links)."""
     root = root.resolve()
     if "\x00" in relative:
         raise SSMVOSError("the path holds a NUL character")
@@ -29,14 +30,19 @@ def confined(root: Path, relative: str) -> Path:
         return root
     if Path(relative).is_absolute():
         raise SSMVOSError(f"{relative!r}: give a path relative to the server's --root folder")
-    target = (root / relative).resolve()
+    try:
+        target = (root / relative).resolve()
+        target.exists()  # raises for a name too long (resolve() alone does not look)
+    except (OSError, RuntimeError) as exc:  # ENAMETOOLONG; a loop of links (RuntimeError before Python 3.13)
+        shown = relative if len(relative) <= 60 else f"{relative[:40]}... ({len(relative)} characters)"
+        raise SSMVOSError(f"{shown!r} cannot be opened ({getattr(exc, 'strerror', None) or 'a loop of links'})") from None
     if target != root and root not in target.parents:
         raise SSMVOSError(f"{relative!r} is outside the server's --root folder")
     return target
 
 
 def _inside(root: Path, path: Path) -> bool:
-    resolved = path.resolve()
+    resolved = path.resolve()  # a loop of links raises: check_video_target says so in one line
     return resolved == root or root in resolved.parents
 
 
@@ -107,16 +113,19 @@ def check_video_target(root: Path, target: Path, shown: str) -> Path:
     each stay inside ``root`` (a symbolic link out is refused) and be no larger than
     :data:`MAX_FRAME_PIXELS` (read from each header)."""
     root = root.resolve()
-    if target.is_dir():
-        for frame in list_frames(target):  # the files the frame reader opens, each one checked
-            if not _inside(root, frame):
-                raise SSMVOSError(f"{shown!r}: frame {frame.name} is a link to a file outside the server's --root "
-                                  "folder")
-            check_frame_size(frame)
-        return target
-    if target.suffix.lower() in VIDEO_SUFFIXES and target.is_file():
-        check_video_size(target)
-        return target
+    try:
+        if target.is_dir():
+            for frame in list_frames(target):  # the files the frame reader opens, each one checked
+                if not _inside(root, frame):
+                    raise SSMVOSError(f"{shown!r}: frame {frame.name} is a link to a file outside the server's "
+                                      "--root folder")
+                check_frame_size(frame)
+            return target
+        if target.suffix.lower() in VIDEO_SUFFIXES and target.is_file():
+            check_video_size(target)
+            return target
+    except (OSError, RuntimeError) as exc:  # a frame that is a loop of links, a name too long, no permission
+        raise SSMVOSError(f"{shown!r} cannot be read ({getattr(exc, 'strerror', None) or 'a loop of links'})") from None
     raise SSMVOSError(f"{shown!r} is neither a frame folder nor a video file ({', '.join(VIDEO_SUFFIXES)})")
 
 
@@ -135,7 +144,10 @@ def list_folder(root: Path, relative: str) -> dict:
             continue  # a link out of the root: not shown
         rel = str(inside.relative_to(root.resolve()))
         if inside.is_dir():
-            frames = sum(1 for p in inside.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            try:
+                frames = sum(1 for p in inside.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            except OSError:
+                continue  # a folder this server may not read: not shown
             entries.append({"name": child.name, "path": rel, "kind": "frames" if frames else "folder",
                             "frames": frames})
         elif inside.suffix.lower() in VIDEO_SUFFIXES:

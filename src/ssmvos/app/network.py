@@ -162,10 +162,12 @@ async def read_body(request: Request, limit: int, what: str) -> bytes:
 
 def public_message(message: str, folders: dict[Path, str]) -> str:
     """``message`` with each of the server's own ``folders`` (resolved or as given) replaced by
-    its public name (e.g. the state folder by ``<session>``), longest first."""
+    its public name (e.g. the state folder by ``<session>``), longest first; a relative folder only
+    as resolved (its bare name could be any word of the message)."""
     pairs = []
     for folder, name in folders.items():
-        for form in {str(folder), str(folder.resolve())}:
+        # a relative folder only as resolved: 'root' as given would replace that word anywhere
+        for form in {str(folder), str(folder.resolve())} if folder.is_absolute() else {str(folder.resolve())}:
             if len(form) > 1:
                 pairs.append((form, name))
     for form, name in sorted(pairs, key=lambda p: -len(p[0])):

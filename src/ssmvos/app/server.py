@@ -37,6 +37,7 @@ from starlette.staticfiles import StaticFiles
 from ..assets import demo_clip
 from ..data.io import VIDEO_SUFFIXES
 from ..errors import SSMVOSError
+from ..io.labels import read_object_labels
 from ..numbers import is_number
 from .exports import export_coco, export_dataset
 from .files import (
@@ -47,7 +48,7 @@ from .files import (
     unpack_frames_zip,
 )
 from .network import GuardMiddleware, HostRule, public_message, read_body
-from .session import AppSession, png_to_labels, session_json
+from .session import AppSession, VideoChanged, session_json
 from .sessions import AppConfig, Sessions
 
 log = logging.getLogger("ssmvos.app")
@@ -84,12 +85,15 @@ def create_app(predictor, config: AppConfig | None = None) -> Starlette:
             data = json.loads(raw or b"{}", parse_constant=finite_only)
         except (ValueError, UnicodeDecodeError):
             raise SSMVOSError("the request body is not JSON") from None
+        except RecursionError:
+            raise SSMVOSError("the request body nests too deeply") from None
         if not isinstance(data, dict):
             raise SSMVOSError("the request body must be a JSON object")
         return data
 
-    def raw_labels(session: AppSession, data: bytes, what: str) -> np.ndarray:
-        h, w = session.state.height, session.state.width
+    def raw_labels(state, data: bytes, what: str) -> np.ndarray:
+        """A label map sent as raw bytes (one per pixel, rows in order) for the video ``state``."""
+        h, w = state.height, state.width
         if len(data) != h * w:
             raise SSMVOSError(f"{what} has {len(data)} bytes, a {w}x{h} label map has {h * w}")
         return np.frombuffer(data, np.uint8).reshape(h, w).copy()
@@ -184,10 +188,10 @@ def create_app(predictor, config: AppConfig | None = None) -> Starlette:
     # -- frames, masks, results -------------------------------------------------------
     async def frame_jpeg(request: Request) -> Response:
         session = await session_of(request)
-        data = await run_in_threadpool(session.frame_jpeg, frame_of(request))
+        data, key = await run_in_threadpool(session.frame_jpeg, frame_of(request))
         # always the frame of the video open now; a URL with that video's key (?v=, new at each
         # open) names one image for good, any other is revalidated each time
-        cache = "private, max-age=3600, immutable" if request.query_params.get("v") == session.video_key else "no-cache"
+        cache = "private, max-age=3600, immutable" if request.query_params.get("v") == key else "no-cache"
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": cache})
 
     def labels_response(labels: np.ndarray | None) -> Response:
@@ -199,20 +203,29 @@ def create_app(predictor, config: AppConfig | None = None) -> Starlette:
     async def get_annotation(request: Request) -> Response:
         return labels_response((await session_of(request)).annotation(frame_of(request)))
 
+    def video_key(request: Request) -> str | None:
+        """The video a mask was drawn on (``?v=``, the key of ``info()``): a mask sent for a
+        video opened before is refused (409), never saved onto the one open now."""
+        return request.query_params.get("v")
+
     async def put_annotation(request: Request) -> Response:
         session = await session_of(request)
-        session.frames  # noqa: B018 - no video: one clear error before the body is read
+        state, _ = session.current(video_key(request))  # no video, another video: one clear error before the body
         what = f"the mask of frame {frame_of(request)}"
-        data = await read_body(request, session.state.height * session.state.width, what)
-        labels = raw_labels(session, data, what)
-        return JSONResponse(await run_in_threadpool(session.set_annotation, frame_of(request), labels))
+        data = await read_body(request, state.height * state.width, what)
+        labels = raw_labels(state, data, what)
+        return JSONResponse(await run_in_threadpool(session.set_annotation, frame_of(request), labels,
+                                                    video_key(request)))
 
     async def import_annotation(request: Request) -> Response:
         session = await session_of(request)
-        session.frames  # noqa: B018 - no video: one clear error before the body is read
+        state, _ = session.current(video_key(request))
         data = await read_body(request, min(MASK_FILE_LIMIT, config.max_upload_mb << 20), "the imported mask")
-        labels = png_to_labels(data, "the imported mask")
-        return JSONResponse(await run_in_threadpool(session.set_annotation, frame_of(request), labels))
+        # the size from the image's header first: a small file may inflate to gigabytes
+        labels = await run_in_threadpool(read_object_labels, data, "the imported mask",
+                                         size=(state.height, state.width))
+        return JSONResponse(await run_in_threadpool(session.set_annotation, frame_of(request), labels,
+                                                    video_key(request)))
 
     async def get_result(request: Request) -> Response:
         session = await session_of(request)
@@ -326,7 +339,8 @@ def create_app(predictor, config: AppConfig | None = None) -> Starlette:
 
     # -- errors -----------------------------------------------------------------------
     async def user_error(request: Request, exc: SSMVOSError) -> Response:
-        return JSONResponse({"error": public_message(str(exc), private)}, status_code=400)
+        status = 409 if isinstance(exc, VideoChanged) else 400
+        return JSONResponse({"error": public_message(str(exc), private)}, status_code=status)
 
     async def http_error(request: Request, exc: HTTPException) -> Response:
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code)

@@ -47,6 +47,11 @@ def png_to_labels(data: bytes, what: str) -> np.ndarray:
     return read_object_labels(data, what)
 
 
+class VideoChanged(SSMVOSError):
+    """A request made for a video that is no longer the session's open one: another video
+    was opened meanwhile (the page names its video by the key in ``info()["video"]["key"]``)."""
+
+
 # --------------------------------------------------------------------------- jobs
 @dataclass
 class Job:
@@ -94,29 +99,38 @@ class AppSession:
         self.saved_results: set[int] = set()  # frames whose results were read back from disk at a restore
         self.names: dict[int, str] = {}  # object -> the name the user gave it (the page's objects panel)
         self.job: Job | None = None
+        self.opening = False  # a video is being opened (init_state runs outside the lock)
         self.used = time.time()  # last request, for expiry and least-recently-used unloading
         self._jpegs: OrderedDict[int, bytes] = OrderedDict()
 
     # -- video ---------------------------------------------------------------------------
     def open(self, video: Path, source: str, owned: Path | None = None) -> dict:
-        """Open a video file or a frame folder; forgets the previous video's masks and results.
+        """Open a video file or a frame folder; forgets the previous video's masks, results and
+        finished job. Refused while a propagation runs or another open is under way (no
+        propagation can start during an open either).
 
         ``owned``: a folder holding an uploaded video, deleted when another video replaces it.
         """
-        self._require_idle()
-        state = self.predictor.init_state(video, keep_results=True)
         with self.lock:
-            previous, old_state = self.owned, self.state
-            self.state, self.source, self.owned = state, source, owned
-            self.video_path, self.video_key = Path(video), secrets.token_hex(6)
-            self.annotations.clear()
-            self.given.clear()
-            self.names.clear()
-            self._jpegs.clear()
-            self.saved_results.clear()
-            shutil.rmtree(self.folder / "masks", ignore_errors=True)
-            shutil.rmtree(self.folder / "results", ignore_errors=True)
-            self._save_state()
+            self._require_idle()
+            self.opening = True
+        try:
+            state = self.predictor.init_state(video, keep_results=True)
+            with self.lock:
+                previous, old_state = self.owned, self.state
+                self.state, self.source, self.owned = state, source, owned
+                self.video_path, self.video_key = Path(video), secrets.token_hex(6)
+                self.job = None  # the last video's job: its events and figures are not this video's
+                self.annotations.clear()
+                self.given.clear()
+                self.names.clear()
+                self._jpegs.clear()
+                self.saved_results.clear()
+                shutil.rmtree(self.folder / "masks", ignore_errors=True)
+                shutil.rmtree(self.folder / "results", ignore_errors=True)
+                self._save_state()
+        finally:
+            self.opening = False
         if old_state is not None:
             self.predictor.close_state(old_state)
         if previous is not None and previous != owned:
@@ -211,6 +225,17 @@ class AppSession:
             raise SSMVOSError("no video is open in this session")
         return self.state.frames
 
+    def current(self, key: str | None = None) -> tuple[object, str]:
+        """The open video's (state, key), taken together; ``key`` (when given) must be that
+        video's, else :class:`VideoChanged` (a request made for a video opened before)."""
+        with self.lock:
+            if self.state is None:
+                raise SSMVOSError("no video is open in this session")
+            if key is not None and key != self.video_key:
+                raise VideoChanged("another video was opened in this session since: this request was for the "
+                                   "one before (reload the page)")
+            return self.state, self.video_key
+
     def info(self) -> dict:
         job = self.job
         out = {"id": self.id, "video": None, "job": None}
@@ -226,34 +251,45 @@ class AppSession:
                           "computed": job.computed, "message": job.message}
         return out
 
-    def frame_jpeg(self, index: int) -> bytes:
-        self._check_frame(index)
+    def frame_jpeg(self, index: int) -> tuple[bytes, str]:
+        """Frame ``index`` of the open video as JPEG bytes, and the key of the video it is
+        from. Decoded outside the lock: kept for later requests only while that video is
+        still the open one (a frame of the last video is never served for the new one)."""
         with self.lock:
+            state, key = self.current()
+            _check_frame_of(state, index)
             if index in self._jpegs:
                 self._jpegs.move_to_end(index)
-                return self._jpegs[index]
-        rgb = self.frames.get(index)
+                return self._jpegs[index], key
+        try:
+            rgb = state.frames.get(index)
+        except Exception:
+            if self.state is not state:  # closed under us by an open
+                raise VideoChanged("another video was opened in this session while this frame was read") from None
+            raise
         ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
         if not ok:
             raise SSMVOSError(f"cannot encode frame {index}")
         with self.lock:
-            self._jpegs[index] = buf.tobytes()
-            while len(self._jpegs) > 64:
-                self._jpegs.popitem(last=False)
-        return buf.tobytes()
+            if self.state is state:
+                self._jpegs[index] = buf.tobytes()
+                while len(self._jpegs) > 64:
+                    self._jpegs.popitem(last=False)
+        return buf.tobytes(), key
 
     def _check_frame(self, index: int) -> None:
-        if not 0 <= index < self.frames.__len__():
-            raise SSMVOSError(f"frame {index} does not exist: the video has {len(self.frames)} frames")
+        _check_frame_of(self.current()[0], index)
 
     # -- masks ---------------------------------------------------------------------------
-    def set_annotation(self, index: int, labels: np.ndarray) -> dict:
-        """The user's label map of frame ``index`` (0 = no object there); all zeros removes it."""
-        self._check_frame(index)
-        if labels.shape != (self.state.height, self.state.width):
-            raise SSMVOSError(f"the mask of frame {index} is {labels.shape[1]}x{labels.shape[0]}, the video is "
-                              f"{self.state.width}x{self.state.height}")
+    def set_annotation(self, index: int, labels: np.ndarray, key: str | None = None) -> dict:
+        """The user's label map of frame ``index`` (0 = no object there); all zeros removes it.
+        ``key``: the video it was drawn on (:meth:`current`); another video open now refuses it."""
         with self.lock:
+            state, _ = self.current(key)
+            _check_frame_of(state, index)
+            if labels.shape != (state.height, state.width):
+                raise SSMVOSError(f"the mask of frame {index} is {labels.shape[1]}x{labels.shape[0]}, the video is "
+                                  f"{state.width}x{state.height}")
             if labels.any():
                 self.annotations[index] = labels_to_png(labels)
             else:
@@ -314,6 +350,8 @@ class AppSession:
 
     # -- propagation ---------------------------------------------------------------------
     def _require_idle(self) -> None:
+        if self.opening:
+            raise SSMVOSError("a video is being opened in this session: wait for it")
         if self.job is not None and self.job.state == "running":
             raise SSMVOSError("a propagation is running in this session: wait for it or cancel it")
 
@@ -322,22 +360,26 @@ class AppSession:
         which runs the given callable off the request thread."""
         if direction not in DIRECTIONS:
             raise SSMVOSError(f"direction must be one of {', '.join(DIRECTIONS)}, not {direction!r}")
-        self._require_idle()
-        if not self.annotations:
-            raise SSMVOSError("draw or import a mask of at least one object first")
-        job = Job(direction, total=self.state.num_frames)
-        self.job = job
-        runner(lambda: self._run(job, direction))
+        with self.lock:  # checked and taken at once: no second job, no open in between
+            self._require_idle()
+            state, _ = self.current()
+            if not self.annotations:
+                raise SSMVOSError("draw or import a mask of at least one object first")
+            job = Job(direction, total=state.num_frames)
+            self.job = job
+        runner(lambda: self._run(job, direction, state))
         return job
 
-    def _run(self, job: Job, direction: str) -> None:
-        state, seen = self.state, set()
+    def _run(self, job: Job, direction: str, state) -> None:
+        """The job's propagation of ``state`` (the video open when it started: no video is
+        opened while it runs)."""
+        seen: set[int] = set()
         try:
             with self.network_lock:
-                self._give_masks()
-                job.total = min(self.predictor.frames_to_propagate(self.state, direction), self.state.num_frames)
+                self._give_masks(state)
+                job.total = min(self.predictor.frames_to_propagate(state, direction), state.num_frames)
                 job.emit(type="start", total=job.total)
-                frames = self.predictor.propagate(self.state, direction)
+                frames = self.predictor.propagate(state, direction)
                 ran: set[int] = set()
                 # 'both' passes its first frame twice: count each frame once (seen)
                 try:
@@ -366,26 +408,28 @@ class AppSession:
             except Exception:  # noqa: BLE001 - e.g. the session closed meanwhile: the results stay in memory only
                 log.exception("session %s: cannot keep the results on disk", self.id[:8])
 
-    def _give_masks(self) -> None:
+    def _give_masks(self, state) -> None:
         """Hand the predictor what changed in the user's masks since the last propagation: new
         objects and corrections (``add_new_mask``), masks taken away
         (``clear_all_prompts_in_frame``) and objects erased everywhere (``remove_object``)."""
         wanted: dict[int, dict[int, np.ndarray]] = {}
-        for index in sorted(self.annotations):
-            labels = self.annotation(index)
+        with self.lock:
+            stored = dict(self.annotations)
+        for index, data in sorted(stored.items()):
+            labels = decode_label_values(data, f"the mask of frame {index}")
             for obj in (int(v) for v in np.unique(labels) if v):
                 wanted.setdefault(obj, {})[index] = labels == obj
         for obj in sorted(set(self.given) - set(wanted)):
-            self.predictor.remove_object(self.state, obj)
+            self.predictor.remove_object(state, obj)
             del self.given[obj]
         for obj, masks in wanted.items():
             digests = {f: _digest(m) for f, m in masks.items()}
             had = self.given.get(obj, {})
             for index in sorted(masks):  # in frame order: an object's first mask is its reference
                 if had.get(index) != digests[index]:
-                    self.predictor.add_new_mask(self.state, index, obj, masks[index], need_output=False)
+                    self.predictor.add_new_mask(state, index, obj, masks[index], need_output=False)
             for index in sorted(set(had) - set(digests)):
-                self.predictor.clear_all_prompts_in_frame(self.state, index, obj, need_output=False)
+                self.predictor.clear_all_prompts_in_frame(state, index, obj, need_output=False)
             self.given[obj] = digests
 
     # -- the objects panel and the point tool ---------------------------------------------
@@ -403,15 +447,14 @@ class AppSession:
         """Delete object ``obj`` from every frame's mask and from the results (the predictor's
         ``remove_object``)."""
         self._require_idle()
-        if self.state is None:
-            raise SSMVOSError("no video is open in this session")
+        state, key = self.current()
         for index in sorted(self.annotations):
             labels = self.annotation(index).copy()
             if (labels == obj).any():
                 labels[labels == obj] = 0
-                self.set_annotation(index, labels)
+                self.set_annotation(index, labels, key)
         with self.network_lock:
-            self.predictor.remove_object(self.state, obj)
+            self.predictor.remove_object(state, obj)
         with self.lock:
             self.given.pop(obj, None)
             self.names.pop(obj, None)
@@ -425,17 +468,18 @@ class AppSession:
         ``add_new_points_or_box``. The mask replaces the object's pixels in the frame's label
         map, which is returned (H×W uint8)."""
         self._require_idle()
-        self._check_frame(index)
+        state, key = self.current()
+        _check_frame_of(state, index)
         _check_object(obj)
         with self.network_lock:
-            _, ids, logits = self.predictor.add_new_points_or_box(self.state, index, obj, points=points,
+            _, ids, logits = self.predictor.add_new_points_or_box(state, index, obj, points=points,
                                                                    labels=labels, box=box)
         mask = (logits[ids.index(obj), 0] > 0).cpu().numpy()
         current = self.annotation(index)
-        frame = np.zeros((self.state.height, self.state.width), np.uint8) if current is None else current.copy()
+        frame = np.zeros((state.height, state.width), np.uint8) if current is None else current.copy()
         frame[frame == obj] = 0
         frame[mask] = obj
-        self.set_annotation(index, frame)
+        self.set_annotation(index, frame, key)
         with self.lock:  # the predictor now holds this mask: no need to give it again
             self.given.setdefault(obj, {})[index] = _digest(mask)
         return frame
@@ -487,14 +531,15 @@ class AppSession:
 
     def load_session_masks(self, data: object) -> dict:
         """Replace the user's masks with those of a session file (its decoded JSON) made for
-        this video. The whole file is checked first: a bad file changes nothing."""
-        if self.state is None:
-            raise SSMVOSError("no video is open in this session")
-        session = _session_file.parse_session(data, "the session file")
-        session.check_video(self.state.num_frames, self.state.height, self.state.width)
+        this video. The whole file is checked first (its video before any mask is decoded): a
+        bad file changes nothing."""
+        state, key = self.current()
+        session = _session_file.parse_session(data, "the session file",
+                                              video_of=(state.num_frames, state.height, state.width))
         self._require_idle()
         stored = {index: labels_to_png(labels) for index, labels in session.masks.items() if labels.any()}
         with self.lock:
+            self.current(key)  # still the video the file was checked against
             dropped = set(self.annotations) - set(stored)
             self.annotations.clear()
             self.annotations.update(stored)
@@ -522,6 +567,11 @@ class AppSession:
             self.state = None
         if delete:
             shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _check_frame_of(state, index: int) -> None:
+    if not 0 <= index < state.num_frames:
+        raise SSMVOSError(f"frame {index} does not exist: the video has {state.num_frames} frames")
 
 
 def _check_object(obj: int) -> None:

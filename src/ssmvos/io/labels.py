@@ -161,11 +161,19 @@ def _from_pillow(image: Image.Image, name: str) -> np.ndarray:
     raise SSMVOSError(f"{name} is a {mode} image, not a label map (not an indexed or grayscale PNG): {_HOW_TO_MAKE}")
 
 
-def decode_label_values(source: str | os.PathLike | bytes, what: str = "mask") -> np.ndarray:
+def _check_size(name: str, width: int, height: int, size: tuple[int, int] | None, size_of: str) -> None:
+    if size is not None and (height, width) != tuple(size):
+        raise SSMVOSError(f"{name} is {width}x{height}, but {size_of} is {size[1]}x{size[0]}")
+
+
+def decode_label_values(source: str | os.PathLike | bytes, what: str = "mask", *,
+                        size: tuple[int, int] | None = None, size_of: str = "the video") -> np.ndarray:
     """The H×W pixel values of a label-map image (a path, or the file's bytes), by the module's
     rules: palette indices or gray levels (uint8; uint16/int32 when a 16/32-bit map holds
     values above 255), a 1-bit image as 0/1, a grey RGB(A) image as L.
 
+    ``size`` (H, W): the size the map must have, checked from the file's header before any
+    pixel is decoded (a small file can inflate to gigabytes); the error names ``size_of``.
     Raises SSMVOSError naming ``what`` (and the path) for a missing, unreadable, JPEG or
     colour image. No check for lossy artefacts and no 0/255 rule: see :func:`read_label_map`.
     """
@@ -179,6 +187,7 @@ def decode_label_values(source: str | os.PathLike | bytes, what: str = "mask") -
         if width * height > MAX_PIXELS:
             raise SSMVOSError(f"{name} is {width}x{height} pixels, more than a label map of any video "
                               f"({MAX_PIXELS} pixels at most)")
+        _check_size(name, width, height, size, size_of)
     array = _unfiltered_palette_png(data)
     if array is None:
         array = _gray8_png(data)
@@ -186,6 +195,7 @@ def decode_label_values(source: str | os.PathLike | bytes, what: str = "mask") -
         return array
     try:
         with Image.open(io.BytesIO(data)) as image:
+            _check_size(name, image.width, image.height, size, size_of)  # from the header: nothing decoded yet
             image.load()
             if image.format == "JPEG":
                 raise SSMVOSError(f"{name} is a JPEG: lossy compression changes label values at every edge; save it "
@@ -221,15 +231,16 @@ def artefact_labels(labels: np.ndarray) -> list[int]:
     return [int(v) for v in present if rare[v] and connected[v] < counts[v]]
 
 
-def read_label_map(source: str | os.PathLike | bytes, what: str = "mask", *, lossy_check: bool = True) -> np.ndarray:
+def read_label_map(source: str | os.PathLike | bytes, what: str = "mask", *, lossy_check: bool = True,
+                   size: tuple[int, int] | None = None, size_of: str = "the video") -> np.ndarray:
     """A label map (a path or PNG bytes) as H×W uint8 ids, by the module's rules; values are
     kept as they are (a DAVIS 2016 annotation's object stays 255).
 
     Beyond :func:`decode_label_values`: ids above 255 are refused, and with ``lossy_check``
     so is a map with more than ``LOSSY_LABELS`` rare scattered ids (what JPEG does to a
-    0/255 mask) instead of becoming dozens of objects.
+    0/255 mask) instead of becoming dozens of objects. ``size``: see :func:`decode_label_values`.
     """
-    values = decode_label_values(source, what)
+    values = decode_label_values(source, what, size=size, size_of=size_of)
     name = _name(what, None if isinstance(source, (bytes, bytearray, memoryview)) else Path(source))
     if values.dtype != np.uint8:
         raise SSMVOSError(f"{name} has labels up to {int(values.max())}: object ids must be 0..255 here "
@@ -252,10 +263,12 @@ def object_labels(labels: np.ndarray) -> np.ndarray:
     return np.where(labels == VOID_LABEL, np.uint8(0), labels).astype(np.uint8)
 
 
-def read_object_labels(source: str | os.PathLike | bytes, what: str = "mask") -> np.ndarray:
+def read_object_labels(source: str | os.PathLike | bytes, what: str = "mask", *,
+                       size: tuple[int, int] | None = None, size_of: str = "the video") -> np.ndarray:
     """A user's mask (``segment --mask``, a session's mask, the app's import) as H×W uint8
-    object ids 0..254: :func:`read_label_map`, then :func:`object_labels`."""
-    return object_labels(read_label_map(source, what))
+    object ids 0..254: :func:`read_label_map`, then :func:`object_labels`; ``size`` (H, W)
+    checked before decoding (see :func:`decode_label_values`)."""
+    return object_labels(read_label_map(source, what, size=size, size_of=size_of))
 
 
 def object_masks(labels: np.ndarray, source: str) -> dict[int, np.ndarray]:

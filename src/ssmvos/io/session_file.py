@@ -27,7 +27,7 @@ import numpy as np
 
 from ..errors import SSMVOSError
 from ..numbers import is_number
-from .labels import LabelMap, encode_label_png, read_object_labels
+from .labels import MAX_PIXELS, LabelMap, encode_label_png, read_object_labels
 from .reading import read_user_file
 
 SESSION_VERSION = 1
@@ -151,16 +151,27 @@ def _objects(data: dict, source: str) -> dict[int, str]:
     return out
 
 
-def parse_session(data: object, source: str = "the session file") -> SessionFile:
+def parse_session(data: object, source: str = "the session file", *,
+                  video_of: tuple[int | None, int, int] | None = None) -> SessionFile:
     """A session file's decoded JSON -> :class:`SessionFile`, every field and mask checked
-    (``source`` names the file in errors: "session file PATH"). Nothing is returned unless all of it is good."""
+    (``source`` names the file in errors: "session file PATH"). Nothing is returned unless all of it is good.
+
+    ``video_of`` (num_frames, height, width): the video the session must belong to, checked
+    (:meth:`SessionFile.check_video`) before any mask is decoded. Each mask's size is checked
+    against the session's video from its PNG header, before its pixels are decoded.
+    """
     if not isinstance(data, dict):
         raise SSMVOSError(f"{source}: not an ssmvos session file (it is not a JSON object)")
     video = _video(data, source)
+    if video.height * video.width > MAX_PIXELS:
+        raise SSMVOSError(f"{source}: made for frames of {video.width}x{video.height}, more than any video "
+                          f"({MAX_PIXELS} pixels at most)")
     masks_in = data.get("masks", {})
     if not isinstance(masks_in, dict):
         raise SSMVOSError(f"{source}: 'masks' must be an object of frame -> base64 PNG")
     session = SessionFile(video, {}, _objects(data, source), source)
+    if video_of is not None:
+        session.check_video(*video_of)
     for key, value in masks_in.items():
         frame = _frame_number(key, source)
         if frame in session.masks:
@@ -174,11 +185,8 @@ def parse_session(data: object, source: str = "the session file") -> SessionFile
             raw = None
         if not raw:
             raise SSMVOSError(f"{source}: the mask of frame {frame} is not base64 PNG data")
-        labels = read_object_labels(raw, session.mask_source(frame))
-        if labels.shape != (video.height, video.width):
-            raise SSMVOSError(f"{session.mask_source(frame)} is {labels.shape[1]}x{labels.shape[0]}, but the "
-                              f"session's video is {video.width}x{video.height}")
-        session.masks[frame] = labels
+        session.masks[frame] = read_object_labels(raw, session.mask_source(frame), size=(video.height, video.width),
+                                                  size_of="the session's video")
     return session
 
 

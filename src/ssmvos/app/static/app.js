@@ -108,6 +108,20 @@ async function start() {
   await useInfo(session);
 }
 
+// Open another video (fetchInfo: the request that opens it). The mask still waiting to be
+// saved goes to the video it was drawn on first; strokes made while the request ran are
+// dropped with that video (the server would refuse them: every save names its video).
+async function openVideo(fetchInfo) {
+  await flushSave();
+  const info = await fetchInfo();
+  clearTimeout(app.saveTimer);
+  app.saveTimer = null;
+  await app.saving;
+  opened();
+  await useInfo(info);
+  return info;
+}
+
 // A newly opened video: no history, no zoom, frame 0.
 function opened() {
   app.frame = 0;
@@ -450,11 +464,14 @@ function changed() {
   app.saveTimer = setTimeout(save, 300);
 }
 
+// The frame's mask to the server, naming the video it was drawn on (?v=): once another
+// video is open the server refuses it (409) rather than saving it onto that one.
 function save() {
   app.saveTimer = null;
-  const index = app.frame, body = (app.labels || new Uint8Array(canvas.width * canvas.height)).slice();
+  const index = app.frame, key = app.video.key;
+  const body = (app.labels || new Uint8Array(canvas.width * canvas.height)).slice();
   app.saving = app.saving.then(() => guard(async () => {
-    const info = await callJson(`/frames/${index}/annotation`, {
+    const info = await callJson(`/frames/${index}/annotation?v=${key}`, {
       method: "PUT", headers: { "Content-Type": "application/octet-stream" }, body });
     if (!app.video) return;
     applyInfo(info);
@@ -707,9 +724,8 @@ async function download(path, name) {
 
 async function upload(file) {
   say(`Uploading ${file.name}…`);
-  const info = await callJson(`/upload?name=${encodeURIComponent(file.name)}`, { method: "POST", headers: BYTES_TYPE, body: file });
-  opened();
-  await useInfo(info);
+  const info = await openVideo(() => callJson(`/upload?name=${encodeURIComponent(file.name)}`,
+    { method: "POST", headers: BYTES_TYPE, body: file }));
   say(`Opened ${file.name}: ${info.video.frames} frames.`);
 }
 
@@ -729,8 +745,7 @@ async function browse(path) {
     row.onclick = () => guard(async () => {
       if (entry.kind === "folder") return browse(entry.path);
       say(`Opening ${entry.path}…`);
-      opened();
-      await useInfo(await postJson("/open", { path: entry.path }));
+      await openVideo(() => postJson("/open", { path: entry.path }));
       box.hidden = true;
       say(`Opened ${entry.path}.`);
     });
@@ -761,7 +776,7 @@ $("forward").onclick = () => guard(() => propagate("forward"));
 $("backward").onclick = () => guard(() => propagate("backward"));
 $("both").onclick = () => guard(() => propagate("both"));
 $("cancel").onclick = () => guard(() => postJson("/cancel"));
-$("demo").onclick = () => guard(async () => { opened(); await useInfo(await postJson("/demo")); });
+$("demo").onclick = () => guard(() => openVideo(() => postJson("/demo")));
 $("browse").onclick = () => guard(() => browse(""));
 $("upload").onchange = (event) => guard(async () => { if (event.target.files[0]) await upload(event.target.files[0]); });
 $("import-mask").onchange = (event) => guard(async () => {
@@ -769,7 +784,7 @@ $("import-mask").onchange = (event) => guard(async () => {
   if (!file) return;
   await flushSave();
   const before = snapshot();
-  await call(`/frames/${app.frame}/annotation/import`, { method: "POST", headers: BYTES_TYPE, body: file });
+  await call(`/frames/${app.frame}/annotation/import?v=${app.video.key}`, { method: "POST", headers: BYTES_TYPE, body: file });
   app.undo.push(before);
   app.redo = [];
   updateHistoryButtons();
