@@ -25,18 +25,21 @@ def test_a_sam2_client_runs_unchanged_and_gets_the_originals_masks(reference_che
     first_mask = read_mask(LIBBY_ANN / "00000.png")
     # -- the client: only this line differs from what it does with SAM 2 ----------------------
     predictor = VideoPredictor.from_pretrained(reference_checkpoint, input_size=256, device="cpu")
-    inference_state = predictor.init_state(video_path=str(video_dir), offload_video_to_cpu=True,
-                                           offload_state_to_cpu=True, async_loading_frames=False)
-    height, width = inference_state["video_height"], inference_state["video_width"]
-    per_obj_input_mask = {obj_id: first_mask == obj_id for obj_id in (1, 2)}
-    for obj_id, mask in per_obj_input_mask.items():
-        frame_idx, obj_ids, mask_logits = predictor.add_new_mask(inference_state=inference_state, frame_idx=0,
-                                                                 obj_id=obj_id, mask=mask)
-    video_segments = {}
-    for out_frame_idx, out_obj_ids, out_mask_logits in predictor.propagate_in_video(inference_state):
-        video_segments[out_frame_idx] = {
-            out_obj_id: (out_mask_logits[i] > 0.0).cpu().numpy() for i, out_obj_id in enumerate(out_obj_ids)}
-    predictor.reset_state(inference_state)
+    # SAM 2's examples run everything in a bf16 autocast block ("cuda" there): the predictor's
+    # own precision (fp32, the faithful setting) must still hold inside it
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        inference_state = predictor.init_state(video_path=str(video_dir), offload_video_to_cpu=True,
+                                               offload_state_to_cpu=True, async_loading_frames=False)
+        height, width = inference_state["video_height"], inference_state["video_width"]
+        per_obj_input_mask = {obj_id: first_mask == obj_id for obj_id in (1, 2)}
+        for obj_id, mask in per_obj_input_mask.items():
+            frame_idx, obj_ids, mask_logits = predictor.add_new_mask(inference_state=inference_state, frame_idx=0,
+                                                                     obj_id=obj_id, mask=mask)
+        video_segments = {}
+        for out_frame_idx, out_obj_ids, out_mask_logits in predictor.propagate_in_video(inference_state):
+            video_segments[out_frame_idx] = {
+                out_obj_id: (out_mask_logits[i] > 0.0).cpu().numpy() for i, out_obj_id in enumerate(out_obj_ids)}
+        predictor.reset_state(inference_state)
     # -- what it got ---------------------------------------------------------------------------
     assert (height, width) == (480, 854) and inference_state["num_frames"] == 49
     assert frame_idx == 0 and obj_ids == [1, 2] and mask_logits.shape == (2, 1, 480, 854)
@@ -100,6 +103,15 @@ def test_sam2_names_keywords_return_values_and_types():
     predictor.add_new_mask(state=other, frame_idx=0, obj_id=1, mask=_square(0))
     first = next(iter(predictor.propagate_in_video(state=other)))
     assert first.object_ids == [1] and first.soft.dtype == np.uint8 and first.image.shape == (64, 96, 3)
+    # what propagate_in_video yields is a real tuple, as SAM 2's: kept in a list and indexed
+    outputs = list(predictor.propagate_in_video(other))
+    assert all(isinstance(o, tuple) and len(o) == 3 for o in outputs)
+    assert [o[0] for o in outputs] == list(range(12)) and outputs[3][1] == [1]
+    assert outputs[3][2].shape == (1, 1, 64, 96) and torch.equal(outputs[3][2], outputs[3].video_res_masks)
+    import pickle
+
+    again = pickle.loads(pickle.dumps(outputs[3]))
+    assert again[0] == 3 and torch.equal(again[2], outputs[3][2]) and np.array_equal(again.soft, outputs[3].soft)
     # remove_object: (obj_ids, updated_frames), quietly for an unknown id unless strict
     ids, updated = predictor.remove_object(state, 5)
     assert ids == [2] and [f for f, _ in updated] == [0] and updated[0][1].shape == (1, 1, 64, 96)

@@ -44,6 +44,13 @@ def test_fp32_switches_tf32_off_whatever_the_process_default():
         with pytest.raises(SSMVOSError, match="precision must be one of"):
             with matmul_scope("fp64"):
                 pass
+        # a caller's own autocast (SAM 2's examples wrap everything in bf16) is off for fp32/tf32
+        a = torch.randn(8, 8)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert (a @ a).dtype == torch.bfloat16
+            for precision in ("fp32", "tf32"):
+                with precision_scope(torch.device("cpu"), precision):
+                    assert not torch.is_autocast_enabled("cpu") and (a @ a).dtype == torch.float32
     finally:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 

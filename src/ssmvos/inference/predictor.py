@@ -40,7 +40,7 @@ from .engine import Engine, check_object_id
 from ..io.frames.open import open_frames
 from .prompts import grabcut_mask
 from .results import ResultStore
-from .state import REFERENCES, FrameResult, VideoState
+from .state import REFERENCES, FrameResult, SAM2Frame, VideoState
 
 __all__ = ["VideoPredictor", "FrameResult", "VideoState"]
 
@@ -277,10 +277,11 @@ class VideoPredictor:
     # -- propagation -----------------------------------------------------------------------
     @_sam2_iter
     def propagate_in_video(self, inference_state: VideoState, start_frame_idx: int | None = None,
-                           max_frame_num_to_track: int | None = None, reverse: bool = False) -> Iterator[FrameResult]:
-        """Yield a :class:`FrameResult` (it unpacks as SAM 2's ``(frame_idx, obj_ids,
-        video_res_masks)``) for the start frame and up to ``max_frame_num_to_track`` frames
-        after it (default: to the end of the video), forward, or backward with ``reverse``.
+                           max_frame_num_to_track: int | None = None, reverse: bool = False) -> Iterator[SAM2Frame]:
+        """Yield SAM 2's ``(frame_idx, obj_ids, video_res_masks)`` (a :class:`SAM2Frame`: a
+        tuple that also has the :class:`FrameResult`'s attributes) for the start frame and up
+        to ``max_frame_num_to_track`` frames after it (default: to the end of the video),
+        forward, or backward with ``reverse``.
 
         start_frame_idx None: the earliest frame with a mask (as SAM 2, in both directions).
         An object given before the start is tracked from its mask up to the start first;
@@ -291,7 +292,12 @@ class VideoPredictor:
         state = inference_state
         if start_frame_idx is None and state.prompt_frames:
             start_frame_idx = min(state.prompt_frames)
-        return self.engine.propagate(state, start_frame_idx, max_frame_num_to_track, reverse)
+        results = self.engine.propagate(state, start_frame_idx, max_frame_num_to_track, reverse)
+        try:
+            for result in results:
+                yield SAM2Frame(result)
+        finally:
+            results.close()
 
     @_sam2_iter
     def propagate(self, inference_state: VideoState, direction: str = "both", *,

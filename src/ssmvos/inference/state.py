@@ -139,6 +139,27 @@ class FrameResult:
         return iter((self.frame_index, self.obj_ids, self.video_res_masks))
 
 
+class SAM2Frame(tuple):
+    """What ``propagate_in_video`` yields: SAM 2's ``(frame_idx, obj_ids, video_res_masks)``,
+    a real tuple (indexing, ``len``, storing and comparing work as with SAM 2), that also
+    answers every attribute of its :class:`FrameResult` (``.probs``, ``.soft``, ``.image``...)."""
+
+    def __new__(cls, result: FrameResult) -> "SAM2Frame":
+        frame = super().__new__(cls, (result.frame_index, result.obj_ids, result.video_res_masks))
+        frame.result = result
+        return frame
+
+    def __getattr__(self, name: str):  # only for names the tuple lacks
+        try:
+            result = object.__getattribute__(self, "__dict__")["result"]
+        except KeyError:
+            raise AttributeError(name) from None
+        return getattr(result, name)
+
+    def __reduce__(self):
+        return SAM2Frame, (self.result,)
+
+
 #: the keys of SAM 2's inference-state dict that a VideoState answers
 SAM2_KEYS = ("video_height", "video_width", "num_frames", "obj_ids")
 

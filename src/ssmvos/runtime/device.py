@@ -69,10 +69,12 @@ def matmul_scope(precision: str) -> Iterator[None]:
 
 
 def autocast(device: torch.device, precision: str, cache_enabled: bool = True) -> contextlib.AbstractContextManager:
-    """Autocast for bf16/fp16 on ``device``; a no-op context for fp32 and tf32."""
+    """Autocast for bf16/fp16 on ``device``; for fp32 and tf32 autocast switched off, so that
+    a caller's own autocast block (SAM 2's examples wrap everything in a bf16 one) does not
+    turn the faithful setting into bf16 behind its back."""
     dtype = AUTOCAST_DTYPES.get(check_precision(precision))
     if dtype is None:
-        return contextlib.nullcontext()
+        return torch.autocast(device_type=device.type, enabled=False)
     return torch.autocast(device_type=device.type, dtype=dtype, cache_enabled=cache_enabled)
 
 
