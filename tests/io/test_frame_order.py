@@ -8,6 +8,7 @@ import pytest
 
 from conftest import run_cli
 from ssmvos.data.index import index_davis_videos
+from ssmvos.errors import SSMVOSError
 from ssmvos.data.io import list_frames, read_mask, write_palette_png
 from ssmvos.io.frames.files import frame_key
 from ssmvos.scoring.labels import annotation_frames
@@ -86,3 +87,27 @@ def test_index_and_scoring_list_frames_in_natural_order(tmp_path):
     assert [(e.frame_index, e.image_path.rsplit("/", 1)[1]) for e in entries] == \
         [(0, "0.jpg"), (1, "1.jpg"), (2, "2.jpg"), (3, "10.jpg"), (4, "11.jpg")]
     assert annotation_frames(labels) == ["0.png", "1.png", "2.png", "10.png", "11.png"]
+
+
+def test_hidden_files_are_not_frames_and_names_that_would_collide_are_refused(tmp_path):
+    """A folder copied from a Mac holds ``._<name>`` beside every file (not images): no frame
+    list, index or scorer reads them. Two frames named alike but for the extension would
+    write one result file: refused before anything runs, naming both."""
+    folder = _frame_folder(tmp_path / "frames", ["0.jpg", "1.jpg", "2.jpg"])
+    (folder / "._1.jpg").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    (folder / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    assert [p.name for p in list_frames(folder)] == ["0.jpg", "1.jpg", "2.jpg"]
+    labels = tmp_path / "Annotations" / "v"
+    labels.mkdir(parents=True)
+    write_palette_png(labels / "0.png", np.ones((8, 8), np.uint8))
+    (labels / "._0.png").write_bytes(b"\x00\x05\x16\x07")
+    assert annotation_frames(labels) == ["0.png"]
+    images = tmp_path / "JPEGImages" / "v"
+    images.mkdir(parents=True)
+    (images / "0.jpg").touch()
+    (images / "._0.jpg").touch()
+    assert [e.image_path.rsplit("/", 1)[1] for e in
+            index_davis_videos(tmp_path / "JPEGImages", tmp_path / "Annotations", ["v"])] == ["0.jpg"]
+    cv2.imwrite(str(folder / "1.png"), np.zeros((H, W, 3), np.uint8))
+    with pytest.raises(SSMVOSError, match=r"frames 1.jpg and 1.png in .* share the name '1'"):
+        list_frames(folder)

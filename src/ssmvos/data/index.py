@@ -30,7 +30,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import is_temporary
 from ..errors import SSMVOSError
 from ..io.frames.files import sort_frames
 from ..io.labels import read_label_map
@@ -76,8 +75,9 @@ def index_davis_videos(video_root: Path, label_root: Path, videos: Iterable[str]
     for video in videos:
         image_dir = _resolved_dir(video_root / video, f"video {video!r} frame")
         label_dir = _resolved_dir(label_root / video, f"video {video!r} annotation")
-        images = sort_frames(p for p in image_dir.iterdir() if p.suffix == ".jpg" and not is_temporary(p.name))
-        masks = sort_frames(p for p in label_dir.iterdir() if p.suffix == ".png" and not is_temporary(p.name))
+        # hidden files (a leading dot: our temporaries, macOS's ._00000.jpg) are not frames
+        images = sort_frames(p for p in image_dir.iterdir() if p.suffix == ".jpg" and not p.name.startswith("."))
+        masks = sort_frames(p for p in label_dir.iterdir() if p.suffix == ".png" and not p.name.startswith("."))
         if not images:
             raise SSMVOSError(f"no .jpg frames in {image_dir}")
         if first_annotation_only:

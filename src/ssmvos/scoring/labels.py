@@ -26,8 +26,9 @@ def read_label_png(path: Path) -> np.ndarray:
 
 def annotation_frames(folder: Path) -> list[str]:
     """File names of the PNGs in ``folder`` in frame order (:func:`~ssmvos.io.frames.files.frame_key`;
-    the order every scorer uses)."""
-    return sorted((p.name for p in folder.iterdir() if p.suffix == ".png"), key=frame_key)
+    the order every scorer uses); hidden files (macOS's ``._00000.png``) are left out."""
+    return sorted((p.name for p in folder.iterdir() if p.suffix == ".png" and not p.name.startswith(".")),
+                  key=frame_key)
 
 
 def label_ids(labels: np.ndarray) -> list[int]:

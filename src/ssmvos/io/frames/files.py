@@ -38,16 +38,25 @@ def sort_frames(paths: Iterable[str | os.PathLike]) -> list[Path]:
 
 
 def list_frames(folder: str | os.PathLike) -> list[Path]:
-    """Image files of a frame folder in frame order (:func:`frame_key`). Raises if there are none."""
+    """Image files of a frame folder in frame order (:func:`frame_key`); hidden files (a
+    leading dot: macOS's ``._00000.jpg`` beside every copied frame) are not frames. Raises if
+    there are none, or if two share a name but for the extension (``1.jpg``, ``1.png``): a
+    frame's results are named after it, so one would overwrite the other."""
     folder = Path(folder)
     if folder.is_file():
         raise SSMVOSError(f"frame folder {folder} is a file, not a folder of frames")
     if not folder.is_dir():
         raise SSMVOSError(f"frame folder not found: {folder}")
-    frames = sort_frames(p for p in folder.iterdir()
-                         if p.suffix.lower() in IMAGE_SUFFIXES and not is_temporary(p.name) and p.is_file())
+    frames = sort_frames(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
+                         and not p.name.startswith(".") and not is_temporary(p.name) and p.is_file())
     if not frames:
         raise SSMVOSError(f"no image files (jpg/png) in {folder}")
+    seen: dict[str, Path] = {}
+    for frame in frames:
+        if frame.stem in seen:
+            raise SSMVOSError(f"frames {seen[frame.stem].name} and {frame.name} in {folder} share the name "
+                              f"{frame.stem!r}: their results would be one file; keep one of them")
+        seen[frame.stem] = frame
     return frames
 
 
