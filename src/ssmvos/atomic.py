@@ -215,3 +215,28 @@ def check_output_folder(path: str | os.PathLike, what: str) -> Path:
         raise SSMVOSError(f"{what} {path} exists and is not a folder")
     _probe(_nearest_existing(path), path)
     return path
+
+
+def check_not_input(output: str | os.PathLike, what: str, inputs: dict[str, object]) -> None:
+    """Before any work: refuse an output path that is one of the run's ``inputs`` (a
+    description -> a path; other values are skipped), links resolved: writing it would destroy
+    what the run reads (an overlay over the video, masks over the frame folder's frames)."""
+    target = Path(output).resolve()
+    for name, path in inputs.items():
+        if isinstance(path, (str, os.PathLike)) and Path(path).resolve() == target:
+            raise SSMVOSError(f"{what} {output} is {name}: writing there would destroy it; choose another path")
+
+
+def unsafe_folder_name(name: str) -> str | None:
+    """Why ``name`` (a video's name, which outputs are written under) cannot be one folder
+    inside an output folder, or None when it can: empty, a path (/, \\, NUL, . or ..),
+    hidden (a leading dot is also the form of this module's temporaries), over 200 bytes."""
+    if not name.strip():
+        return "an empty name"
+    if any(c in name for c in "/\\\0") or name in (".", ".."):
+        return f"the name {name!r} is not a plain folder name (no /, \\ or ..)"
+    if name.startswith("."):
+        return f"the name {name!r} starts with a dot (hidden, and the form of temporary folders)"
+    if len(name.encode()) > 200:
+        return f"the name {name[:20]!r}... is too long (over 200 bytes)"
+    return None

@@ -71,6 +71,7 @@ class Workspace:
         self._index_data()
         self._zips()
         self._leftovers()
+        self._inputs_as_outputs()
 
     def path(self, *parts: str) -> Path:
         return self.root.joinpath(*parts)
@@ -253,6 +254,27 @@ class Workspace:
                     "graphs": {k: {"file": f"{k}.onnx", "sha256": hashlib.sha256(v).hexdigest()} for k, v in whole.items()}}
         (folder / MANIFEST).write_text(json.dumps(manifest))
 
+    def _inputs_as_outputs(self) -> None:
+        """Inputs a careless output path would destroy: a video file, a copy of a split's
+        annotations (a run that wrote its merged masks there would replace them), a split whose
+        video_name climbs out of --save-dir, a manifest folder given as batch's --out."""
+        self.video = self.path("clip.avi")
+        writer = cv2.VideoWriter(str(self.video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (W, H))
+        for frame in sorted(self.frames.glob("*.jpg")):
+            writer.write(cv2.imread(str(frame)))
+        writer.release()
+        ann = self.path("ann_copy")
+        (ann / "blackswan").mkdir(parents=True)
+        for png in sorted((DAVIS16 / "Annotations" / "480p" / "blackswan").glob("*.png"))[:3]:
+            shutil.copy(png, ann / "blackswan")
+        self.ann_copy = ann
+        entries = davis_entries("blackswan", ann, [255], frames=3)
+        self.split_ann_copy = self._write_split("split_ann_copy.json", entries)
+        self.split_escape = self._write_split("split_escape.json", [{**e, "video_name": "../../escape"} for e in entries])
+        self.manifest = self.path("manifest")
+        shutil.copytree(self.frames, self.manifest / "clip")
+        shutil.copy(self.mask, self.manifest / "clip.png")
+
     def _zips(self) -> None:
         self.mirror = self.path("mirror")
         self.mirror.mkdir()
@@ -293,6 +315,28 @@ def train(ws: Workspace, out: str, *extra, split: Path | None = None) -> list:
 
 def score(ws: Workspace, *extra) -> list:
     return ["score", "--annotations", ws.ann, "--results", ws.res, "--workers", 1, *extra]
+
+
+def _unchanged(video: Path, frames: Path) -> None:
+    """The video still holds the frames it was written from (not replaced by an overlay)."""
+    cap = cv2.VideoCapture(str(video))
+    count = 0
+    while cap.read()[0]:
+        count += 1
+    assert count == len(list(frames.glob("*.jpg"))), count
+
+
+def _no_pngs(folder: Path) -> None:
+    assert not list(folder.glob("*.png")), sorted(folder.iterdir())
+
+
+def _annotations_intact(ann: Path) -> None:
+    for png in sorted((ann / "blackswan").glob("*.png")):
+        assert png.read_bytes() == (DAVIS16 / "Annotations" / "480p" / "blackswan" / png.name).read_bytes(), png
+
+
+def _nothing_escaped(ws: Workspace) -> None:
+    assert not ws.root.parent.parent.joinpath("escape").exists() and not ws.path("e_escape").exists()
 
 
 def _pngs(folder: Path) -> list[str]:
@@ -455,6 +499,26 @@ TABLE: dict[str, Callable[[Workspace], Case]] = {
         ("cannot write", "eval_full", "no space left on the device"),
         fault={"kind": "enospc", "under": ws.path("eval_full"), "after": 2}, outputs=("eval_full",)),
     # ---- merge
+    "segment --overlay is the video": lambda ws: Case(
+        ["segment", "--video", ws.video, "--mask", ws.mask, "--out", ws.path("s_ov"), "--overlay", ws.video,
+         "--weights", ws.ckpt, *SEG], 1, ("the overlay", "is the video", "destroy"),
+        check=lambda: _unchanged(ws.video, ws.frames)),
+    "segment --overlay is a PNG": lambda ws: Case(segment(ws, "s", "--overlay", ws.mask), 1,
+                                                  ("--overlay", "must be a video file", ".png")),
+    "segment --out is the --frames folder": lambda ws: Case(segment(ws, "s")[:5] + ["--out", ws.frames]
+                                                            + segment(ws, "s")[7:], 1,
+                                                            ("output folder", "is the frame folder"),
+                                                            check=lambda: _no_pngs(ws.frames)),
+    "evaluate --merged-dir is the annotations": lambda ws: Case(
+        evaluate(ws, "e_ann", "--merged-dir", ws.ann_copy, split=ws.split_ann_copy), 1,
+        ("merged masks' folder of blackswan", "is the annotation folder of blackswan"),
+        check=lambda: _annotations_intact(ws.ann_copy)),
+    "evaluate video_name ../../escape": lambda ws: Case(evaluate(ws, "e_escape", split=ws.split_escape), 1,
+                                                        ("video_name", "not a plain folder name"),
+                                                        check=lambda: _nothing_escaped(ws)),
+    "batch --out is the manifest folder": lambda ws: Case(
+        ["batch", "--manifest", ws.manifest, "--out", ws.manifest, "--weights", ws.ckpt, *SEG], 1,
+        ("output folder of video 'clip'", "is its frame folder")),
     "merge missing input": lambda ws: Case(["merge", "-i", ws.path("nowhere"), "-o", ws.path("m")], 1,
                                            ("nowhere", "not found")),
     "merge output is a file": lambda ws: Case(["merge", "-i", ws.soft, "-o", ws.a_file], 1, ("a_file.txt", "not a folder")),

@@ -185,6 +185,13 @@ def test_failed_check_writes_nothing(model, tmp_path):
     with pytest.raises(SSMVOSError, match="export check failed"):
         export_onnx(model, tmp_path / "new", (224, 224), tolerance=0.0)
     assert not (tmp_path / "new").exists()
+    # weights with a NaN: the check once passed them ("largest relative error 0": max() drops a NaN)
+    broken = copy.deepcopy(model)
+    with torch.no_grad():
+        broken.encoder.conv1.weight[0, 0, 0, 0] = float("nan")
+    with pytest.raises(SSMVOSError, match="not finite numbers.*nothing was written"):
+        export_onnx(broken, out, (224, 224))
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
 
 
 def test_cli_bad_inputs(model, tmp_path):

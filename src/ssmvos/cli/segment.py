@@ -94,7 +94,10 @@ def _segment(args: argparse.Namespace, masks: list[tuple[int, str]], session: Se
     spec = runtime_spec(args)
     check_output_folder(args.out, "--out")
     if args.overlay is not None:
+        from ..inference.overlay import check_overlay_path
+
         check_output_file(args.overlay, "--overlay")
+        check_overlay_path(args.overlay, "--overlay")
     predictor = build_predictor(args.weights, (args.input_height, args.input_width), spec,
                                 size_source=INPUT_SIZE_FLAGS, margin=args.fix_margin, max_batch=args.max_batch)
     stats = segment_video(predictor, video, masks, args.out, args.overlay, progress=not args.no_progress,

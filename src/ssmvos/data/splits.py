@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from ..atomic import write_json_atomic
+from ..atomic import unsafe_folder_name, write_json_atomic
 from ..errors import SSMVOSError
 
 
@@ -49,10 +49,19 @@ class FrameEntry:
                               f"0..num_frames-1 = 0..{entry.num_frames - 1}")
         if not 1 <= entry.object_index <= 255:
             raise SSMVOSError(f"{where}: object_index {entry.object_index} is not a label value 1..255")
+        check_video_name(entry.video_name, where)
         return entry
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def check_video_name(name: str, where: str) -> None:
+    """Refuse a video_name that is not one plain folder name: evaluate writes under
+    ``<save-dir>/<video_name>`` (``../../x`` or ``/x`` would write outside it)."""
+    problem = unsafe_folder_name(name)
+    if problem is not None:
+        raise SSMVOSError(f"{where}: video_name: {problem}; outputs are written in a folder of that name")
 
 
 def as_entries(items: Iterable[FrameEntry | Mapping], source: str = "split") -> list[FrameEntry]:

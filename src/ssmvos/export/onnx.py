@@ -28,6 +28,7 @@ import importlib
 import io
 import json
 import logging
+import math
 import os
 import shutil
 import sys
@@ -233,17 +234,26 @@ def _verify(folder: Path, inputs: tuple[Tensor, ...], want_ref: tuple[Tensor, ..
             tolerance: float) -> dict[str, float]:
     """Run both graphs with ONNX Runtime on ``inputs`` (2 objects, then the first alone) and
     compare with PyTorch's outputs; SSMVOSError above ``tolerance``. -> worst error per output."""
+    if not all(bool(t.isfinite().all()) for t in (*want_ref, want)):
+        raise SSMVOSError("export check failed: PyTorch's outputs under these weights are not finite numbers (NaN "
+                          "or infinity: a damaged or diverged checkpoint?); nothing was written")
     ref_img, ref_mask, cur_img, prev_mask = (t.numpy() for t in inputs)
     encode, segment = (open_session(folder / f"{role}.onnx", None) for role in GRAPHS)
     errors: dict[str, float] = {}
+
+    def badness(error: float) -> float:  # a NaN is the worst error (plain max() would drop it)
+        return math.inf if math.isnan(error) else error
+
+    def worse(name: str, error: float) -> None:
+        errors[name] = max(errors.get(name, 0.0), error, key=badness)
+
     for rows in (slice(0, 2), slice(0, 1)):
         got_ref = encode.run(None, {"ref_img": ref_img[rows], "ref_mask": ref_mask[rows]})
         for name, got, expected in zip(REFERENCE_OUTPUTS, got_ref, want_ref):
-            errors[name] = max(errors.get(name, 0.0), relative_error(got, expected[rows].numpy()))
+            worse(name, relative_error(got, expected[rows].numpy()))
         feeds = dict(zip(GRAPHS["segment"]["inputs"], [*got_ref, cur_img[rows], prev_mask[rows]]))
-        errors["logits"] = max(errors.get("logits", 0.0), relative_error(segment.run(None, feeds)[0],
-                                                                         want[rows].numpy()))
-    worst = max(errors, key=errors.get)
+        worse("logits", relative_error(segment.run(None, feeds)[0], want[rows].numpy()))
+    worst = max(errors, key=lambda name: badness(errors[name]))
     if not errors[worst] <= tolerance:
         raise SSMVOSError(f"export check failed: ONNX Runtime's {worst} differs from PyTorch's by a relative error of "
                           f"{errors[worst]:.3g} (tolerance {tolerance:g}); nothing was written")

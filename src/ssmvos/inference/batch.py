@@ -42,9 +42,11 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import (
+    check_not_input,
     check_output_folder,
     default_dir_mode,
     make_dirs,
+    unsafe_folder_name,
     write_json_atomic,
     writing,
 )
@@ -126,17 +128,9 @@ class PredictorConfig:
 # ---------------------------------------------------------------------------------- manifest
 def _unsafe_name(name: str) -> str | None:
     """Why ``name`` cannot be an output folder name (None when it can)."""
-    if not name.strip():
-        return "an empty name"
-    if any(c in name for c in "/\\\0") or name in (".", ".."):
-        return f"the name {name!r} is not a plain folder name (no /, \\ or ..)"
-    if name.startswith("."):
-        return f"the name {name!r} starts with a dot (hidden, and the form of temporary folders)"
     if name == SUMMARY:
         return f"the name {name!r} is the summary file's"
-    if len(name.encode()) > 200:
-        return f"the name {name[:20]!r}... is too long (over 200 bytes)"
-    return None
+    return unsafe_folder_name(name)
 
 
 def parse_masks(text: str, base: Path) -> list[tuple[int, str]]:
@@ -427,6 +421,9 @@ def _check(config: BatchConfig) -> list[VideoJob]:
     check_output_folder(config.out, "--out")
     if config.options.overlay_dir:
         check_output_folder(config.options.overlay_dir, "--overlay-dir")
+    for job in jobs:  # --out the manifest's own folder: each frame folder would pass for its finished output
+        check_not_input(Path(config.out) / job.name, f"the output folder of video {job.name!r}",
+                        {"its frame folder": job.video})
     return jobs
 
 

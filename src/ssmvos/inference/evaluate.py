@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..atomic import (atomic_path, check_output_file, check_output_folder, is_temporary, make_dirs,
-                      remove_temporaries)
+from ..atomic import (atomic_path, check_not_input, check_output_file, check_output_folder, is_temporary,
+                      make_dirs, remove_temporaries)
 from ..data.io import object_mask, read_label_map, write_gray_png, write_palette_png
-from ..data.splits import FrameEntry, ObjectTrack, as_entries, check_files, group_tracks
+from ..data.splits import FrameEntry, ObjectTrack, as_entries, check_files, check_video_name, group_tracks
 from ..errors import SSMVOSError
 from ..io.frames.files import FrameFiles, frame_key, list_frames
 from ..pretrained import DEFAULT_INPUT_SIZE
@@ -247,6 +247,15 @@ def evaluate_split(entries: list[FrameEntry], engine: Engine, save_dir: str | os
     rank, world = shard
     videos = dict(list(videos_of(entries).items())[rank::world])
     save_dir = Path(save_dir)
+    for video, tracks in videos.items():  # before any output: none may land on what is read
+        check_video_name(video, "the split")
+        first = tracks[0].entries[0]
+        inputs = {f"the annotation folder of {video}": Path(first.mask_path).parent,
+                  f"the frame folder of {video}": Path(first.image_path).parent}
+        if merged_dir is not None:
+            check_not_input(Path(merged_dir) / video, f"the merged masks' folder of {video}", inputs)
+        for track in tracks:
+            check_not_input(save_dir / video / str(track.object_index), f"the soft masks' folder of {video}", inputs)
     stats = EvaluationStats()
     start = time.perf_counter()
     with AsyncWriter(io_workers, pool=png_pool) as writer:

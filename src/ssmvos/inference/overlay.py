@@ -114,6 +114,20 @@ def _opencv(path: Path, width: int, height: int, fps: float, fourcc: str, quiet:
     return _OpenCVWriter(writer, "h264" if fourcc == "avc1" else fourcc)
 
 
+#: The containers an overlay may be written to (by its file name's suffix).
+OVERLAY_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi")
+
+
+def check_overlay_path(path: str | os.PathLike, what: str = "the overlay") -> Path:
+    """Refuse, before any work, an overlay path whose suffix is not a video container's
+    (``--overlay masks/00000.png`` would replace a PNG with a video)."""
+    path = Path(path)
+    if path.suffix.lower() not in OVERLAY_SUFFIXES:
+        raise SSMVOSError(f"{what} {path} must be a video file ({', '.join(OVERLAY_SUFFIXES)}), not "
+                          f"{path.suffix or 'a name without a suffix'}")
+    return path
+
+
 class OverlayWriter:
     """Writes RGB frames to a video file; the file appears only when ``close()`` succeeds.
 

@@ -21,14 +21,14 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..atomic import check_output_file, check_output_folder, make_dirs, remove_temporaries
+from ..atomic import check_not_input, check_output_file, check_output_folder, make_dirs, remove_temporaries
 from ..errors import SSMVOSError
 from ..io.frames.open import is_live
 from ..io.labels import LabelMap, object_masks, read_label_map, write_label_png as write_palette_png
 from ..io.session_file import SessionFile
 from .directions import check_direction
 from .state import VideoState
-from .overlay import OverlayWriter, blend
+from .overlay import OverlayWriter, blend, check_overlay_path
 from .predictor import VideoPredictor
 from .writer import AsyncWriter
 
@@ -97,6 +97,19 @@ def _read_masks(masks: list[MaskSpec], height: int, width: int,
     return out
 
 
+def _inputs(video: object, masks: list[MaskSpec], session: SessionFile | None) -> dict[str, object]:
+    """What a run reads, by description, for :func:`~ssmvos.atomic.check_not_input`."""
+    inputs: dict[str, object] = {}
+    if isinstance(video, (str, os.PathLike)) and not is_live(video):
+        inputs["the video" if Path(video).is_file() else "the frame folder"] = video
+    for frame, mask in masks:
+        if isinstance(mask, (str, os.PathLike)):
+            inputs[f"the mask of frame {frame}"] = mask
+    if session is not None and session.path is not None:
+        inputs["the session file"] = session.path
+    return inputs
+
+
 def segment_video(predictor: VideoPredictor, video: object, masks: str | os.PathLike | list[MaskSpec],
                   out_dir: str | os.PathLike, overlay: str | os.PathLike | None = None,
                   progress: bool = True, direction: str | None = None, drop: bool = True,
@@ -139,9 +152,13 @@ def segment_video(predictor: VideoPredictor, video: object, masks: str | os.Path
         if not masks:
             raise SSMVOSError(f"session file {session.source} holds no mask")
         given = _read_masks(masks, state.height, state.width, state.num_frames)
+        inputs = _inputs(video, masks, session)
+        check_not_input(out_dir, "the output folder", inputs)
         check_writable(out_dir)
         remove_temporaries(out_dir)  # left by a killed run
         if overlay is not None:
+            check_overlay_path(overlay)
+            check_not_input(overlay, "the overlay", inputs)
             check_output_file(overlay, "overlay")
             check_writable(Path(overlay).parent)
         for frame in sorted(given):  # in frame order: an object's first mask is its earliest

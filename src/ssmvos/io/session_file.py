@@ -56,6 +56,7 @@ class SessionFile:
     masks: dict[int, np.ndarray]
     objects: dict[int, str] = field(default_factory=dict)
     source: str = "the session file"  # "session file PATH" when read from a file
+    path: Path | None = None  # the file it was read from, if any
 
     def mask_source(self, frame: int) -> str:
         """How errors name the mask of ``frame``."""
@@ -202,7 +203,9 @@ def read_session_file(path: str | os.PathLike) -> SessionFile:
         raise SSMVOSError(f"session file {path} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
     except RecursionError:
         raise SSMVOSError(f"session file {path} nests too deeply to be a session file") from None
-    return parse_session(data, f"session file {path}")
+    session = parse_session(data, f"session file {path}")
+    session.path = path
+    return session
 
 
 __all__ = ["SESSION_VERSION", "SessionVideo", "SessionFile", "session_dict", "encode_session", "parse_session",
