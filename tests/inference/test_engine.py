@@ -92,8 +92,8 @@ def test_video_predictor_api(model, libby):
     assert seen == list(range(6))
     with pytest.raises(SSMVOSError, match="empty"):
         predictor.add_new_mask(state, 0, 3, labels == 3)
-    with pytest.raises(SSMVOSError, match="854"):
-        predictor.add_new_mask(state, 0, 4, np.ones((10, 10)))
+    with pytest.raises(SSMVOSError, match="0×10: it has no pixels"):
+        predictor.add_new_mask(state, 0, 4, np.ones((10, 0)))
 
 
 def test_late_objects_background_frames_and_zip(tmp_path, model):

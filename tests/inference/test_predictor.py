@@ -150,8 +150,8 @@ def test_bad_calls_name_the_problem(predictor):
     mask[5:20, 5:20] = True
     with pytest.raises(SSMVOSError, match="frame index 3 is outside the video's 3 frames"):
         predictor.add_new_mask(state, 3, 1, mask)
-    with pytest.raises(SSMVOSError, match="10×10, the frames are 50×40"):
-        predictor.add_new_mask(state, 0, 1, np.ones((10, 10)))
+    with pytest.raises(SSMVOSError, match="object 1 at frame 0 is 10×0: it has no pixels"):
+        predictor.add_new_mask(state, 0, 1, np.ones((0, 10)))
     predictor.add_new_mask(state, 0, 1, mask)
     with pytest.raises(SSMVOSError, match="object 1 at frame 1 is empty"):
         predictor.add_new_mask(state, 1, 1, np.zeros((40, 50)))

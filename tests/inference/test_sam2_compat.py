@@ -133,7 +133,8 @@ def test_errors_a_caller_causes_are_value_or_runtime_errors_at_the_call():
     state = predictor.init_state(_clip())
     bad = {
         "a colour mask": lambda: predictor.add_new_mask(state, 0, 1, np.dstack([_square(0)] * 3)),
-        "a mask of another size": lambda: predictor.add_new_mask(state, 0, 1, np.ones((10, 10), bool)),
+        "a mask without pixels": lambda: predictor.add_new_mask(state, 0, 1, np.ones((0, 10), bool)),
+        "a mask that is empty once resized": lambda: predictor.add_new_mask(state, 0, 1, np.eye(640, 960) > 0),
         "an empty mask": lambda: predictor.add_new_mask(state, 0, 1, np.zeros((64, 96), bool)),
         "a negative id": lambda: predictor.add_new_mask(state, 0, -1, _square(0)),
         "a string id": lambda: predictor.add_new_mask(state, 0, "car", _square(0)),
@@ -256,3 +257,26 @@ def test_both_tracks_every_object_backward_and_forward_from_its_first_mask():
             np.testing.assert_array_equal(by_frame[f][1][0], forward[f][1][1])
         else:
             assert (by_frame[f][1][0] > 0).any()  # object 1 backward from its mask at frame 2
+
+
+def test_masks_are_taken_as_sam2_takes_them():
+    """Any size (resized to the video's), and a pixel is the object where its value is >= 0.5,
+    whatever the dtype: a half-resolution float mask of probabilities gives the object the
+    full-resolution boolean mask gives."""
+    predictor, _ = stub_predictor(224)
+    video = _clip()
+    full = _square(0)
+    probs = np.where(full, 0.9, 0.2).astype(np.float32)[::2, ::2]  # 32x48 probabilities
+    logits = {}
+    for name, mask in {"bool": full, "uint8 0/255": full.astype(np.uint8) * 255, "half-size probabilities": probs,
+                       "torch 1xHxW": torch.from_numpy(full)[None]}.items():
+        state = predictor.init_state(video)
+        _, ids, out = predictor.add_new_mask(state, 0, 1, mask)
+        logits[name] = out[0, 0] > 0
+        assert ids == [1] and out.shape == (1, 1, 64, 96), name
+    for name, got in logits.items():
+        assert torch.equal(got, torch.from_numpy(full)), name
+    state = predictor.init_state(video)
+    low = np.where(full, 0.4, 0.0).astype(np.float32)  # under 0.5 everywhere: no object (SAM 2's threshold)
+    with pytest.raises(ValueError, match="is empty"):
+        predictor.add_new_mask(state, 0, 1, low)

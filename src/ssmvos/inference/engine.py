@@ -47,6 +47,7 @@ import cv2
 import numpy as np
 import torch
 
+from ..data.geometry import resize_mask
 from ..errors import SSMVOSError, SSMVOSRuntimeError, SSMVOSValueError
 from ..model import SSM, ReferenceEncoding
 from ..model.ssm import check_input_size
@@ -617,7 +618,10 @@ def check_object_id(object_id: object) -> int:
 
 
 def check_mask(mask: object, state: VideoState, object_id: int, frame_index: int) -> np.ndarray:
-    """An H×W mask (numpy or torch; bool, integer or float; nonzero = object) as float32 {0, 1}."""
+    """A mask (numpy or torch; bool, integer or float) as float32 {0, 1} at the video's size,
+    by SAM 2's rule: a pixel is the object where its value is >= 0.5 (True, 1, 255, a
+    probability of 0.5 or more). A mask of another size is resized to the video's first
+    (bilinear, :func:`~ssmvos.data.geometry.resize_mask`), as SAM 2 takes any size."""
     if isinstance(mask, torch.Tensor):
         mask = mask.detach().cpu().numpy()
     mask = np.asarray(mask)
@@ -629,10 +633,13 @@ def check_mask(mask: object, state: VideoState, object_id: int, frame_index: int
                                "not a colour image or a stack")
     if mask.dtype.kind not in "biuf":
         raise SSMVOSValueError(f"{what} has dtype {mask.dtype}: give booleans or numbers")
-    if mask.shape != (state.height, state.width):
-        raise SSMVOSValueError(f"{what} is {mask.shape[1]}×{mask.shape[0]}, the frames are "
-                               f"{state.width}×{state.height}")
-    binary = (mask > 0).astype(np.float32)
+    if 0 in mask.shape:
+        raise SSMVOSValueError(f"{what} is {mask.shape[1]}×{mask.shape[0]}: it has no pixels")
+    values = mask.astype(np.float32)
+    if mask.shape == (state.height, state.width):
+        binary = (values >= 0.5).astype(np.float32)
+    else:  # as SAM 2: the values resized (bilinear), then thresholded
+        binary = resize_mask(values, state.height, state.width)
     if not binary.any():
-        raise SSMVOSValueError(f"{what} is empty")
+        raise SSMVOSValueError(f"{what} is empty: SSM-VOS follows an object from the pixels of a mask")
     return binary

@@ -190,7 +190,8 @@ class VideoPredictor:
     def add_new_mask(self, inference_state: VideoState, frame_idx: int, obj_id: int,
                      mask: np.ndarray | torch.Tensor, need_output: bool = True
                      ) -> tuple[int, list[int], torch.Tensor] | None:
-        """Give object ``obj_id`` by its H×W mask (numpy or torch; nonzero = object) at
+        """Give object ``obj_id`` by its mask (numpy or torch, H×W or 1×H×W; any size is resized
+        to the video's, and the object is where a value is >= 0.5, as in SAM 2) at
         ``frame_idx``: a new id starts there, a known id is corrected there (its chain
         restarts from this mask). Returns SAM 2's ``(frame_idx, obj_ids, video_res_masks)``
         for that frame (None without ``need_output``, an ssmvos option that saves making
