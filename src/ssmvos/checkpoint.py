@@ -13,6 +13,7 @@ import io
 import os
 import pickle
 import re
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,22 @@ class Checkpoint:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def checkpoint_kind(head: bytes) -> str | None:
+    """None when ``head`` (a file's first bytes) may start a PyTorch checkpoint (a zip archive,
+    as torch.save writes, or a pickle, as torch < 1.6 wrote); else what the file looks like."""
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"\x80"):
+        return None
+    if not head:
+        return "empty"
+    for signature, kind in ((b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"{", "JSON text"),
+                            (b"<", "an HTML or XML page (a web page instead of the file?)")):
+        if head.startswith(signature):
+            return kind
+    if all(32 <= b < 127 or b in b"\t\r\n" for b in head):
+        return "a text file"
+    return "neither a zip archive (torch.save) nor a pickle"
+
+
 def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     """Read a checkpoint file without building a model. Raises SSMVOSError naming the file."""
     path = Path(path)
@@ -42,18 +59,25 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     if path.is_dir():
         raise SSMVOSError(f"checkpoint path is a directory, not a file: {path}")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with open(path, "rb") as f:
+            head = f.read(8)
+        kind = checkpoint_kind(head)
+        if kind is not None:
+            raise SSMVOSError(f"{path} is not a PyTorch checkpoint file: it is {kind}")
+        with warnings.catch_warnings():  # torch's warnings about old files are not the user's to read
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, zipfile.BadZipFile, AttributeError,
             KeyError, IndexError, TypeError, UnicodeDecodeError) as exc:
         text = str(exc)
-        if "Weights only load failed" in text:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+        if found:
             # PyTorch's message goes on to explain how to switch the protection off: not ours to relay
-            found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
-            what = f" ({found.group(1)})" if found else ""
-            raise SSMVOSError(f"{path} is not a plain checkpoint: it holds Python objects{what} besides tensors, "
-                              "which ssmvos never unpickles") from None
-        first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-        raise SSMVOSError(f"{path} is not a PyTorch checkpoint file ({type(exc).__name__}: {first[:160]})") from None
+            raise SSMVOSError(f"{path} is not a plain checkpoint: it holds Python objects ({found.group(1)}) besides "
+                              "tensors, which ssmvos never unpickles") from None
+        reason = re.search(r"WeightsUnpickler error: ([^\n]+)", text)
+        first = reason.group(1) if reason else text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+        raise SSMVOSError(f"{path} is damaged or not a PyTorch checkpoint file ({first[:160]})") from None
     except OSError as exc:
         raise SSMVOSError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
     if not isinstance(obj, dict):

@@ -103,17 +103,29 @@ def verify_ssm_checkpoint(path: Path, source: str) -> None:
     check_state_dict(_expected_network(), ckpt.model_state, f"the file downloaded from {source}")
 
 
-def fetch_published(name: str, *, force: bool = False, progress: bool = True, base_url: str | None = None) -> Path:
+def fetch_published(name: str, *, force: bool = False, progress: bool = True, base_url: str | None = None,
+                    check_cached: bool = False) -> Path:
     """The cached published checkpoint ``name`` (davis16, davis17, youtube), downloading it
-    first when it is missing (or when ``force``).
+    first when it is missing (or when ``force``). ``check_cached`` (``ssmvos download``): a
+    cached copy that no longer reads as a checkpoint is downloaded again (loading it for
+    that costs a second; the commands that only use it report a damaged file when they load it).
 
     The download goes to a temporary file that must load as a checkpoint of the default
     SSM network before it is moved into the cache; a failed, partial or invalid download
     leaves nothing behind (and an existing cached file untouched).
     """
     dest = published_path(name)
-    if dest.is_file() and not force:
+    if dest.is_file() and not force and not check_cached:
         return dest
+    if dest.is_file() and not force:
+        from .checkpoint import read_checkpoint
+
+        try:
+            read_checkpoint(dest)
+            return dest
+        except SSMVOSError as exc:  # a copy damaged after it was cached: fetched again
+            print(f"note: the cached {name} is unreadable ({str(exc).replace(str(dest), 'it')}); downloading it "
+                  "again", file=sys.stderr)
     url = published_url(name, base_url)
     manual = PRETRAINED[name].download_url
     hint = (f"download it by hand from {manual} and pass the file's path with --weights "

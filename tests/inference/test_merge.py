@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from conftest import assert_clean_error, run_cli
 from ssmvos.data.io import read_mask, write_gray_png
+from ssmvos.errors import SSMVOSError
 from ssmvos.inference.merge import merge_folder, merge_frame, merge_frame_tensor, quantize, quantize_tensor
 
 
@@ -35,6 +37,11 @@ def test_merge_folder_skips_missing_object_frames(tmp_path):
     assert merge_folder(inp, out, progress=False) == 2
     assert read_mask(out / "v" / "00000.png").tolist() == [[1, 1], [1, 1]]
     assert read_mask(out / "v" / "00001.png").tolist() == [[2, 2], [2, 2]]
+    # one frame of another size (a mask from another run or video): refused, naming both
+    write_gray_png(inp / "v" / "2" / "00002.png", np.zeros((3, 2), np.uint8))
+    with pytest.raises(SSMVOSError, match=r"soft mask .*v/2/00002.png is 2x3, but the first of v \(1/00000.png\)"
+                                          r" is 2x2"):
+        merge_folder(inp, tmp_path / "out2", progress=False)
 
 
 def test_merge_cli_and_its_errors(tmp_path):

@@ -80,6 +80,18 @@ def test_files_that_are_not_checkpoints(tmp_path, content):
         read_checkpoint(tmp_path)
 
 
+def test_files_that_are_no_checkpoint_say_what_they_are(tmp_path):
+    """A mask, a frame or a text file given as --weights by mistake: named for what it is,
+    not as 'Python objects besides tensors'."""
+    for name, data, words in (("mask.png", b"\x89PNG\r\n\x1a\n" + bytes(40), "it is a PNG image"),
+                              ("frame.jpg", b"\xff\xd8\xff\xe0" + bytes(40), "it is a JPEG image"),
+                              ("notes.txt", b"weights live elsewhere\n", "it is a text file"),
+                              ("empty.pt", b"", "it is empty")):
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(SSMVOSError, match=f"{name} is not a PyTorch checkpoint file: {words}"):
+            read_checkpoint(tmp_path / name)
+
+
 def test_pickled_code_is_refused(tmp_path):
     class Evil:
         def __reduce__(self):

@@ -130,7 +130,7 @@ def test_short_file_without_content_length_fails_the_checkpoint_check(server, ho
     data = checkpoint_bytes(Tiny())
     server.add("ssm_davis16.pt", data)
     server.fault("ssm_davis16.pt", "truncate", keep=len(data) // 2, send_length=False)  # undetectable by size
-    with pytest.raises(SSMVOSError, match="not a valid SSM checkpoint: it is not a PyTorch checkpoint file"):
+    with pytest.raises(SSMVOSError, match="not a valid SSM checkpoint: it is damaged or not a PyTorch checkpoint file"):
         fetch_published("davis16", base_url=server.base_url, progress=False)
     assert files_under(home) == []
 
@@ -153,13 +153,14 @@ def test_force_replaces_only_after_a_good_download(server, home, monkeypatch):
     monkeypatch.setattr(weights, "_expected_network", Tiny)  # small stand-in for the default network
     cached = published_path("davis16")
     cached.parent.mkdir(parents=True)
-    cached.write_bytes(b"old")
+    old = checkpoint_bytes(Tiny(), step=1)
+    cached.write_bytes(old)
     server.fault("ssm_davis16.pt", "status", status=404)
     with pytest.raises(SSMVOSError):
         fetch_published("davis16", force=True, base_url=server.base_url, progress=False)
-    assert cached.read_bytes() == b"old" and files_under(home) == ["checkpoints/ssm_davis16.pt"]
+    assert cached.read_bytes() == old and files_under(home) == ["checkpoints/ssm_davis16.pt"]
     server.add("ssm_davis16.pt", checkpoint_bytes(Tiny(), step=99))
-    assert fetch_published("davis16", base_url=server.base_url, progress=False).read_bytes() == b"old"
+    assert fetch_published("davis16", base_url=server.base_url, progress=False).read_bytes() == old
     fetch_published("davis16", force=True, base_url=server.base_url, progress=False)
     assert read_checkpoint(cached).global_step == 99
 
@@ -194,6 +195,20 @@ def test_cli_download_real_checkpoint(server, real_checkpoint, home):
     assert proc.returncode == 0 and proc.stdout.strip() == str(want)
     assert "already downloaded" in proc.stderr
     assert len(server.requests_for("ssm_davis17.pt")) == 1
+
+
+def test_a_damaged_cached_copy_is_fetched_again(server, real_checkpoint, home):
+    """A cached checkpoint cut short after it was cached (a full disk, a copy by hand) is not
+    'already downloaded': download and the commands that resolve 'davis17' fetch it again."""
+    server.add("ssm_davis17.pt", real_checkpoint)
+    env = {"SSMVOS_HOME": str(home), "SSMVOS_WEIGHTS_URL": server.base_url}
+    cached = home / "checkpoints" / "ssm_davis17.pt"
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.write_bytes(real_checkpoint.read_bytes()[:4096])
+    proc = run_cli("download", "davis17", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "cached davis17 is unreadable" in proc.stderr and "already downloaded" not in proc.stderr
+    assert filecmp.cmp(cached, real_checkpoint, shallow=False)
 
 
 def test_cli_download_errors_cleanly(server, home):

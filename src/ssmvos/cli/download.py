@@ -34,7 +34,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from ..weights import fetch_published, published_path
 
-    if published_path(args.name).is_file() and not args.force:
+    cached = published_path(args.name)
+    before = cached.stat().st_mtime_ns if cached.is_file() else None
+    path = fetch_published(args.name, force=args.force, check_cached=True)  # a damaged cached copy: fetched again
+    if before is not None and not args.force and path.stat().st_mtime_ns == before:
         print(f"{args.name} is already downloaded (use --force to download it again)", file=sys.stderr)
-    print(fetch_published(args.name, force=args.force))
+    print(path)
     return 0

@@ -165,13 +165,17 @@ def merge_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, mode: st
         objects = _object_dirs(video_dir)
         names = sorted({p.name for _, d in objects for p in d.glob("*.png") if not is_temporary(p.name)}, key=frame_key)
         remove_temporaries(out_dir / video_dir.name)
+        size, first = None, ""  # every mask of a video has its first mask's size (checked from each header)
         for name in names:
             ids, masks = [], []
             for obj_id, d in objects:
                 path = d / name
                 if path.is_file():
                     ids.append(obj_id)
-                    masks.append(read_label_map(path, lossy_check=False))  # soft masks: 0..255
+                    masks.append(read_label_map(path, "soft mask", lossy_check=False, size=size,  # 0..255
+                                                size_of=f"the first of {video_dir.name} ({first})"))
+                    if size is None:
+                        size, first = masks[-1].shape, f"{obj_id}/{name}"
             try:
                 labels = merge_frame(ids, masks, mode)
             except SSMVOSError as exc:
