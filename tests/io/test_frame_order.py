@@ -32,6 +32,8 @@ def test_frame_key_orders_digit_runs_as_numbers():
     names = ["10.jpg", "2.jpg", "frame10.jpg", "1.jpg", "frame2.jpg", "0.jpg", "01.jpg", "00011.jpg", "b.jpg"]
     assert sorted(names, key=frame_key) == ["0.jpg", "01.jpg", "1.jpg", "2.jpg", "10.jpg", "00011.jpg", "b.jpg",
                                             "frame2.jpg", "frame10.jpg"]
+    assert sorted(["Frame_3.jpg", "frame_1.jpg", "FRAME_10.JPG", "frame_2.png"], key=frame_key) == \
+        ["frame_1.jpg", "frame_2.png", "Frame_3.jpg", "FRAME_10.JPG"]  # the case of the text does not count
     padded = [f"{k:05d}.jpg" for k in range(120)]
     assert sorted(padded, key=frame_key) == sorted(padded)  # DAVIS / YouTube-VOS names: unchanged
 

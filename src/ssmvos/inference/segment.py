@@ -150,7 +150,7 @@ def segment_video(predictor: VideoPredictor, video: object, masks: str | os.Path
             session.check_video(state.num_frames, state.height, state.width)
             masks = masks + session.label_maps()
         if not masks:
-            raise SSMVOSError(f"session file {session.source} holds no mask")
+            raise SSMVOSError(f"{session.source} holds no mask")
         given = _read_masks(masks, state.height, state.width, state.num_frames)
         inputs = _inputs(video, masks, session)
         check_not_input(out_dir, "the output folder", inputs)

@@ -273,11 +273,13 @@ def read_object_labels(source: str | os.PathLike | bytes, what: str = "mask", *,
 
 def object_masks(labels: np.ndarray, source: str) -> dict[int, np.ndarray]:
     """Object id -> H×W bool mask of a user's label map (ids 1..254; a binary 0/255 mask is
-    object 1; beside other ids 255 is void and ignored). Raises if it holds no object."""
+    object 1; beside other ids 255 is void and ignored). Raises if it holds no object, naming
+    ``source`` (a path, or what the map is: "the mask of frame 3 in session file X")."""
     labels = object_labels(labels)
     ids = [int(v) for v in np.flatnonzero(np.bincount(labels.ravel(), minlength=256)) if v]
     if not ids:
-        raise SSMVOSError(f"the mask {source} holds no object (all pixels are 0)")
+        name = source if source.startswith("the ") else f"the mask {source}"
+        raise SSMVOSError(f"{name} holds no object (all pixels are 0)")
     return {i: labels == i for i in ids}
 
 

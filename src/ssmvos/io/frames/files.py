@@ -26,10 +26,11 @@ _DIGITS = re.compile(r"([0-9]+)")
 
 def frame_key(name: str) -> tuple[tuple, str]:
     """Sort key of a frame file name (or stem) in natural order: runs of ASCII digits compare
-    as numbers (``frame2.jpg`` < ``frame10.jpg``), the text between them as text; names that
-    tie that way (``01.jpg``, ``1.jpg``) by the name itself."""
+    as numbers (``frame2.jpg`` < ``frame10.jpg``), the text between them as text whatever its
+    case (``frame_1.jpg`` < ``Frame_3.jpg``); names that tie that way (``01.jpg``, ``1.jpg``)
+    by the name itself."""
     parts = _DIGITS.split(name)  # text, digits, text, ...: the same kind at the same position
-    return tuple(int(p) if i % 2 else p for i, p in enumerate(parts)), name
+    return tuple(int(p) if i % 2 else p.casefold() for i, p in enumerate(parts)), name
 
 
 def sort_frames(paths: Iterable[str | os.PathLike]) -> list[Path]:
