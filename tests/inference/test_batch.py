@@ -158,6 +158,16 @@ def test_rerun_skips_complete_folders_and_a_bad_row_fails_alone(clips, local, tm
     assert not (out.parent / "x").exists()
     err = capsys.readouterr().err
     assert "failed: missing:" in err and "Traceback" not in err
+    # asked again for COCO: a folder done as PNGs only gets its coco.json from its PNGs (it was
+    # skipped as complete and never got one), one that has it keeps it
+    assert not (out / "car-shadow" / "coco.json").exists()
+    kept = (out / "libby" / "coco.json").read_bytes()
+    assert main(["batch", "--manifest", str(manifest), "--out", str(out), "--weights", str(clips / "weights.pt"),
+                 "--format", "coco", *FLAGS]) == 1
+    (video,) = json.loads((out / "car-shadow" / "coco.json").read_text())["videos"]
+    assert [f["frame"] for f in video["frames"]] == list(range(CLIPS["car-shadow"]))
+    assert (out / "libby" / "coco.json").read_bytes() == kept
+    assert (out / "car-shadow" / "00000.png").stat().st_mtime_ns < (out / "car-shadow" / "coco.json").stat().st_mtime_ns
 
 
 def test_a_failure_midway_leaves_no_partial_folder(clips, tmp_path, monkeypatch):

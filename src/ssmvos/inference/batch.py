@@ -291,7 +291,8 @@ def _png_count(folder: Path) -> int:
 
 def run_video(predictor, job: VideoJob, out: str | os.PathLike, options: SegmentOptions = SegmentOptions(),
               overwrite: bool = False, on_frame: Callable[[], None] | None = None) -> VideoOutcome:
-    """One video: skipped if ``<out>/<name>`` is there (unless ``overwrite``), else segmented
+    """One video: skipped if ``<out>/<name>`` is there (unless ``overwrite``; with the coco
+    format, its ``coco.json`` is made from the PNGs if a PNG-only run left none), else segmented
     into a temporary folder renamed into place when complete. Errors of this video (its
     files, its masks, a failed write) become a failed outcome with a one-line error; an
     interrupt (Ctrl-C) removes the temporary folder and propagates."""
@@ -302,6 +303,11 @@ def run_video(predictor, job: VideoJob, out: str | os.PathLike, options: Segment
     if job.error is not None:
         return VideoOutcome(job.name, "failed", error=job.error)
     if final.is_dir() and not overwrite:
+        if options.format == "coco" and not (final / COCO_FILE).is_file():  # done before as PNGs only
+            try:
+                _write_coco(job, final)
+            except SSMVOSError as exc:
+                return VideoOutcome(job.name, "failed", error=str(exc))
         return VideoOutcome(job.name, "skipped", frames=_png_count(final))
     start = time.perf_counter()
     remove_leftovers(out, job.name)
