@@ -77,6 +77,23 @@ def test_inexact_seek_is_caught_and_read_sequentially(numbered_mp4):
     assert np.array_equal(video.get(10), seq[10]) and np.array_equal(video.get(111), seq[111])
 
 
+def test_a_truncated_video_is_refused_not_cut_short(tmp_path):
+    """A video cut off in transfer decodes to its first frames only: refused, naming how many
+    of the frames its header declares were there (it used to pass as a 2-frame video)."""
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    rng = np.random.default_rng(0)
+    for _ in range(12):
+        writer.write(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    writer.release()
+    assert len(VideoFile(path)) == 12
+    data = path.read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[: len(data) // 3])
+    with pytest.raises(SSMVOSError, match=r"cut.avi ends after \d of the 12 frames its header declares"):
+        VideoFile(cut)
+
+
 def test_array_frames():
     clip = np.random.default_rng(0).integers(0, 256, (3, 8, 10, 3), dtype=np.uint8)
     source = open_frames(clip)

@@ -16,6 +16,10 @@ from .base import FrameSource
 from .files import IMAGE_SUFFIXES
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+#: Containers whose header holds the frame count (Matroska/WebM only estimate it from the duration).
+HEADER_COUNTS = (".mp4", ".avi", ".mov", ".m4v")
+#: A video that decodes to fewer than this fraction of its declared frames is refused as damaged.
+TRUNCATED = 0.9
 
 
 def open_video(path: str | os.PathLike) -> tuple[cv2.VideoCapture, float]:
@@ -105,6 +109,7 @@ class VideoFile(FrameSource):
         self.path = Path(path)
         self.description = str(self.path)
         cap, self.fps = open_video(self.path)
+        declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))  # from the container's header (-1/0: unknown)
         times: list[float] = []
         try:
             while cap.grab():
@@ -113,6 +118,9 @@ class VideoFile(FrameSource):
             cap.release()
         if not times:
             raise SSMVOSError(f"video {self.path} has no decodable frames")
+        if self.path.suffix.lower() in HEADER_COUNTS and len(times) < TRUNCATED * declared:
+            raise SSMVOSError(f"video {self.path} ends after {len(times)} of the {declared} frames its header "
+                              "declares (a truncated or damaged file?)")
         self.count = len(times)
         self.times = np.asarray(times)
         #: seeking is trusted while timestamps are distinct and every seek lands where asked
