@@ -217,6 +217,8 @@ class Workspace:
         lossy = np.asarray(Image.open(self.mask_jpeg).convert("L"))
         self.davis_lossy = self._davis2017("davis_lossy", lambda labels: Image.fromarray(lossy))
         self.davis_good = self._davis2017("davis_good", lambda labels: Image.fromarray(labels))
+        self.davis_bad_val = self._davis2017("davis_bad_val", lambda labels: Image.fromarray(labels))
+        (self.davis_bad_val / "ImageSets" / "2017" / "val.txt").write_text("v\nnot-there\n")  # train is fine
         self.empty_root = self.path("no_datasets")
         self.empty_root.mkdir()
 
@@ -271,6 +273,12 @@ class Workspace:
         entries = davis_entries("blackswan", ann, [255], frames=3)
         self.split_ann_copy = self._write_split("split_ann_copy.json", entries)
         self.split_escape = self._write_split("split_escape.json", [{**e, "video_name": "../../escape"} for e in entries])
+        small = self.path("ann_small", "blackswan")
+        small.mkdir(parents=True)
+        for png in sorted((ann / "blackswan").glob("*.png")):
+            write_palette_png(small / png.name, cv2.resize(read_mask(png), (427, 240), interpolation=cv2.INTER_NEAREST))
+        self.split_small_ann = self._write_split("split_small_ann.json",
+                                                 davis_entries("blackswan", small.parent, [255], frames=3))
         self.manifest = self.path("manifest")
         shutil.copytree(self.frames, self.manifest / "clip")
         shutil.copy(self.mask, self.manifest / "clip.png")
@@ -324,6 +332,14 @@ def _unchanged(video: Path, frames: Path) -> None:
     while cap.read()[0]:
         count += 1
     assert count == len(list(frames.glob("*.jpg"))), count
+
+
+def _absent(path: Path) -> None:
+    assert not path.exists(), sorted(path.rglob("*"))
+
+
+def _no_jsons(folder: Path) -> None:
+    assert not folder.exists() or not list(folder.glob("*.json")), sorted(folder.iterdir())
 
 
 def _no_pngs(folder: Path) -> None:
@@ -513,6 +529,8 @@ TABLE: dict[str, Callable[[Workspace], Case]] = {
         evaluate(ws, "e_ann", "--merged-dir", ws.ann_copy, split=ws.split_ann_copy), 1,
         ("merged masks' folder of blackswan", "is the annotation folder of blackswan"),
         check=lambda: _annotations_intact(ws.ann_copy)),
+    "evaluate annotations smaller than their frames": lambda ws: Case(
+        evaluate(ws, "e_small", split=ws.split_small_ann), 1, ("00000.png is 427×240, but its frame", "854×480")),
     "evaluate video_name ../../escape": lambda ws: Case(evaluate(ws, "e_escape", split=ws.split_escape), 1,
                                                         ("video_name", "not a plain folder name"),
                                                         check=lambda: _nothing_escaped(ws)),
@@ -557,6 +575,9 @@ TABLE: dict[str, Callable[[Workspace], Case]] = {
                                        ("davis2017_train.json", "no space left on the device"),
                                        fault={"kind": "enospc", "under": ws.path("index_full"), "after": 0},
                                        outputs=("index_full",)),
+    "index with one bad split writes none": lambda ws: Case(
+        ["index", "--davis2017", ws.davis_bad_val, "--out-dir", ws.path("i_bad_val")], 1, ("not-there",),
+        check=lambda: _no_jsons(ws.path("i_bad_val"))),
     "index finds nothing": lambda ws: Case(["index", "--datasets-root", ws.empty_root, "--out-dir", ws.path("i")], 1,
                                            ("ssmvos download-data",)),
     "index RGB colour annotations": lambda ws: Case(["index", "--davis2017", ws.davis_rgb, "--out-dir", ws.path("i")], 1,
@@ -599,7 +620,7 @@ TABLE: dict[str, Callable[[Workspace], Case]] = {
     "download unknown name": lambda ws: Case(["download", "davis18"], 2, ("invalid choice",)),
     "download-data SSMVOS_DATA_URL=notaurl": lambda ws: Case(
         ["download-data", "davis2016", "--root", ws.path("dl1")], 1, ("SSMVOS_DATA_URL", "not a URL"),
-        env={"SSMVOS_DATA_URL": "notaurl"}),
+        env={"SSMVOS_DATA_URL": "notaurl"}, check=lambda: _absent(ws.path("dl1"))),  # no empty --root left
     "download-data damaged deflate stream": lambda ws: Case(
         ["download-data", "davis2016", "--root", ws.path("dl2")], 1, ("damaged", "deleted"),
         env={"SSMVOS_DATA_URL": ws.mirror.as_uri()}, outputs=("dl2",)),

@@ -180,13 +180,15 @@ def index_datasets(roots: dict[str, str | Path], out_dir: str | Path,
 
     ``roots`` maps dataset keys (see :data:`DATASETS`) to folders. Writes
     ``<out_dir>/<split>.json``; a missing list file is reported in one line and skipped.
-    Returns the files written; raises SSMVOSError if a root is missing or nothing was found.
+    Every split is indexed before any file is written: an error in one (a malformed list
+    file) writes none. Returns the files written; raises SSMVOSError if a root is missing or
+    nothing was found.
     """
     infos = {dataset(key).key: Path(root) for key, root in roots.items()}
     for key, root in infos.items():
         if not root.is_dir():
             raise SSMVOSError(f"{key} root folder not found: {root}")
-    written = []
+    indexed: list[tuple[str, list[FrameEntry]]] = []
     for key, root in infos.items():
         info = DATASETS[key]
         for split in info.splits:
@@ -194,13 +196,15 @@ def index_datasets(roots: dict[str, str | Path], out_dir: str | Path,
             if not list_path.exists():  # a list file, or (MOSE) the annotation folder
                 report(f"{split.name}: skipped, no list file {list_path}")
                 continue
-            entries = info.index(root, split, report)
-            out = Path(out_dir) / f"{split.name}.json"
-            write_split(out, entries)
-            videos = len({e.video_name for e in entries})
-            report(f"{split.name}: {len(entries)} entries, {videos} videos -> {out}")
-            written.append(out)
-    if not written:
+            indexed.append((split.name, info.index(root, split, report)))
+    if not indexed:
         raise SSMVOSError("no split list found in the given dataset roots "
                           f"({', '.join(str(r) for r in infos.values())}); nothing written; {DOWNLOAD_HINT}")
+    written = []
+    for name, entries in indexed:
+        out = Path(out_dir) / f"{name}.json"
+        write_split(out, entries)
+        videos = len({e.video_name for e in entries})
+        report(f"{name}: {len(entries)} entries, {videos} videos -> {out}")
+        written.append(out)
     return written

@@ -118,23 +118,22 @@ def download_dataset(name: str, root: str | os.PathLike = "datasets", base_url: 
         raise SSMVOSError(f"{target} exists but lacks {', '.join(lacking)}; remove it or use --force to replace it")
 
     check_output_folder(root, "dataset root")
+    created = not root.exists()
     make_dirs(root)
     downloads = root / ".downloads"
     archive = downloads / file_name(src.archive_url)
     hint = (f"check your internet connection, or download {src.archive_url} by hand, unzip it and "
             f"rename the DAVIS folder inside to {target}")
-    if force or not archive.is_file():
-        try:
-            download(url, archive, progress=progress, resume=True, hint=hint)
-        except BaseException:
-            _remove_if_empty(downloads)  # a partial download stays (and so does its folder)
-            raise
-    else:
-        _say(f"using the archive downloaded before: {archive}", progress)
     try:
+        if force or not archive.is_file():
+            download(url, archive, progress=progress, resume=True, hint=hint)
+        else:
+            _say(f"using the archive downloaded before: {archive}", progress)
         _check_zip(archive, url)
-    except SSMVOSError:
-        _remove_if_empty(downloads)
+    except BaseException:
+        _remove_if_empty(downloads)  # a partial download stays (and so do its folders)
+        if created:
+            _remove_if_empty(root)  # a --root this run made, and nothing in it
         raise
 
     try:

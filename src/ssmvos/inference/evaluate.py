@@ -219,6 +219,10 @@ def _prepare_video(engine: Engine, tracks: list[ObjectTrack]) -> VideoState:
         mask = object_mask(read_label_map(first.mask_path, "annotation"), track.object_index)
         if state is None:
             state = VideoState(FrameFiles([Path(p) for p in paths]), mask.shape[0], mask.shape[1])
+            frame = state.frames.get(position[first.image_path])  # the size of the video is its frames'
+            if frame.shape[:2] != mask.shape:
+                raise SSMVOSError(f"annotation {first.mask_path} is {mask.shape[1]}×{mask.shape[0]}, but its frame "
+                                  f"{first.image_path} is {frame.shape[1]}×{frame.shape[0]}")
         if not mask.any():
             raise SSMVOSError(f"object {track.object_index} is absent from its first annotation {first.mask_path}")
         if mask.shape != (state.height, state.width):
