@@ -77,6 +77,10 @@ def test_cross_site_requests_are_refused(client):
     assert response.json()["video"]["frames"] == 3
     same = {"Origin": "http://127.0.0.1:7860"}
     assert client.post(f"/api/sessions/{sid}/open", json={"path": "clips/frames"}, headers=same).status_code == 200
+    # a browser that marks a request cross-site is believed, with or without an Origin
+    for marked in ({"Sec-Fetch-Site": "cross-site"}, {**same, "Sec-Fetch-Site": "cross-site"}):
+        assert "another site" in error_of(client.post(f"/api/sessions/{sid}/demo", json={}, headers=marked), 403)
+    assert client.post(f"/api/sessions/{sid}/demo", json={}, headers={"Sec-Fetch-Site": "same-origin"}).status_code == 200
 
 
 def test_a_frame_linked_out_of_root_is_not_served(client, root, tmp_path):

@@ -6,7 +6,8 @@
   as Host and is refused (403). A server listening on every interface (0.0.0.0, ::) also
   takes IP literals and this machine's host name: a rebinding attack needs a domain name.
 * **State-changing requests** (POST, PUT, PATCH, DELETE) must carry an ``Origin``, when
-  there is one, equal to the Host they were sent to (403); POST, PUT and PATCH also a
+  there is one, equal to the Host they were sent to, and none marked ``Sec-Fetch-Site:
+  cross-site`` by the browser (403); POST, PUT and PATCH also a
   ``Content-Type`` that no cross-site form or simple fetch can send without a CORS
   preflight, which this server never grants: ``application/json``, or for raw bytes
   ``application/octet-stream`` or their own type (``video/mp4``, ``image/png``...) — not
@@ -137,6 +138,8 @@ class GuardMiddleware:
             scheme, sep, rest = origin.partition("://")
             if not sep or scheme not in ("http", "https") or rest.rstrip("/").lower() != host.strip().lower():
                 return 403, f"requests from the page at {origin!r} are refused: use the app's own page"
+        if headers.get("sec-fetch-site", "").strip().lower() == "cross-site":  # a browser's word, Origin or not
+            return 403, "requests from another site are refused: use the app's own page"
         media = headers.get("content-type", "").split(";")[0].strip().lower()
         simple = not media or media in SIMPLE_TYPES or media.startswith("text/")
         if method != "DELETE" and simple:  # a cross-site DELETE is always preflighted
