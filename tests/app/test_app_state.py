@@ -208,7 +208,9 @@ def test_a_mask_drawn_on_the_video_opened_before_is_refused(predictor, root, tmp
         for response in (client.put(f"{base}/frames/0/annotation", params={"v": first}, content=tiny.tobytes(),
                                     headers=RAW),
                          client.post(f"{base}/frames/0/annotation/import", params={"v": first},
-                                     content=labels_png(tiny), headers=RAW)):
+                                     content=labels_png(tiny), headers=RAW),
+                         client.post(f"{base}/points", params={"v": first},
+                                     json={"frame": 0, "object": 1, "points": [[20, 20]], "labels": [1]})):
             assert "another video was opened" in error_of(response, 409)
         assert client.get(base).json()["video"]["annotated"] == []
         assert client.put(f"{base}/frames/0/annotation", params={"v": second}, content=tiny.tobytes(),

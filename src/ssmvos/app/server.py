@@ -270,7 +270,7 @@ def create_app(predictor, config: AppConfig | None = None) -> Starlette:
                               "'box': [x0, y0, x1, y1] or null}") from None
         if not (np.isfinite(pts).all() and np.isfinite(labels).all() and (box is None or all(map(math.isfinite, box)))):
             raise SSMVOSError("points, labels and box must be finite numbers")
-        labels_map = await run_in_threadpool(session.click, index, obj, pts, labels, box)
+        labels_map = await run_in_threadpool(session.click, index, obj, pts, labels, box, video_key(request))
         return Response(labels_map.tobytes(), media_type="application/octet-stream")
 
     # -- propagation ------------------------------------------------------------------

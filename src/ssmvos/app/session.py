@@ -462,13 +462,14 @@ class AppSession:
         return self.info()
 
     def click(self, index: int, obj: int, points: np.ndarray, labels: np.ndarray,
-              box: tuple[float, float, float, float] | None) -> np.ndarray:
+              box: tuple[float, float, float, float] | None, key: str | None = None) -> np.ndarray:
         """Object ``obj``'s mask on frame ``index`` from clicks: points N×2 (x, y pixels),
         labels N (1 = object, 0 = background) and an optional box, through the predictor's
         ``add_new_points_or_box``. The mask replaces the object's pixels in the frame's label
-        map, which is returned (H×W uint8)."""
+        map, which is returned (H×W uint8). ``key``: the video the clicks were made on
+        (:meth:`current`)."""
         self._require_idle()
-        state, key = self.current()
+        state, key = self.current(key)
         _check_frame_of(state, index)
         _check_object(obj)
         with self.network_lock:

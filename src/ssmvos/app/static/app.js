@@ -440,7 +440,7 @@ async function pointClick(x, y, positive) {
     ? app.clicks : { frame, object, points: [], labels: [], box: null };
   const clicks = { frame, object, points: [...old.points, [x, y]], labels: [...old.labels, positive ? 1 : 0], box: old.box };
   say(`Clicks: GrabCut refines ${objectName(object)}…`);
-  const response = await call("/points", { json: clicks });
+  const response = await call(`/points?v=${app.video.key}`, { json: clicks });
   const labels = new Uint8Array(await response.arrayBuffer());
   if (frame !== app.frame) return;
   remember();
