@@ -210,7 +210,8 @@ def create_app(predictor, config: AppConfig | None = None) -> Starlette:
 
     async def put_annotation(request: Request) -> Response:
         session = await session_of(request)
-        state, _ = session.current(video_key(request))  # no video, another video: one clear error before the body
+        # no video, another video: one clear error before the body (off the event loop: it takes the session's lock)
+        state, _ = await run_in_threadpool(session.current, video_key(request))
         what = f"the mask of frame {frame_of(request)}"
         data = await read_body(request, state.height * state.width, what)
         labels = raw_labels(state, data, what)
@@ -219,7 +220,7 @@ def create_app(predictor, config: AppConfig | None = None) -> Starlette:
 
     async def import_annotation(request: Request) -> Response:
         session = await session_of(request)
-        state, _ = session.current(video_key(request))
+        state, _ = await run_in_threadpool(session.current, video_key(request))
         data = await read_body(request, min(MASK_FILE_LIMIT, config.max_upload_mb << 20), "the imported mask")
         # the size from the image's header first: a small file may inflate to gigabytes
         labels = await run_in_threadpool(read_object_labels, data, "the imported mask",
