@@ -26,7 +26,7 @@ def _rows(scores: dict) -> list[tuple[str, dict[str, float]]]:
 
 
 #: The line above the table's header: the table is in percent, the files are not.
-UNITS = "J&F, J and F figures in percent (JSON and CSV hold fractions in [0, 1])"
+UNITS = "J&F, J and F figures in percent (JSON and CSV hold fractions; a decay may be negative)"
 
 
 def format_table(scores: dict, per_object: bool = True) -> str:
@@ -64,7 +64,7 @@ def _json_ready(value):
 
 def write_json(scores: dict, path: str | os.PathLike) -> Path:
     """The figures as JSON: the global figures, ``per_object``, then (when the scores have
-    them) ``per_video`` and ``format``. Values in [0, 1]; a nan figure is written as null."""
+    them) ``per_video`` and ``format``. Values in [0, 1] (a decay may be negative); a nan figure is written as null."""
     ordered = {k: scores[k] for k in GLOBAL_KEYS}
     ordered["per_object"] = {name: {k: obj[k] for k in OBJECT_KEYS} for name, obj in scores["per_object"].items()}
     if "per_video" in scores:
@@ -76,7 +76,7 @@ def write_json(scores: dict, path: str | os.PathLike) -> Path:
 
 def write_csv(scores: dict, path: str | os.PathLike) -> Path:
     """One CSV: header ``Sequence,J&F-Mean,J-Mean,J-Recall,J-Decay,F-Mean,F-Recall,F-Decay``,
-    a first row ``Global``, then one row per object ``<video>_<id>``; values in [0, 1], 6 decimals.
+    a first row ``Global``, then one row per object ``<video>_<id>``; values in [0, 1] (a decay may be negative), 6 decimals.
 
     (The official tool writes two files: the global row, and ``Sequence,J-Mean,F-Mean`` per object.)
     """
