@@ -142,6 +142,9 @@ def fetch_published(name: str, *, force: bool = False, progress: bool = True, ba
 def resolve_weights(name_or_path: str | os.PathLike, *, progress: bool = True) -> Path:
     """A checkpoint file to load: an existing path is returned as is; a published name
     (davis16, davis17, youtube) gives its cached file, downloaded if missing."""
+    if not str(name_or_path).strip():
+        raise SSMVOSError("the weights are given as an empty name: give a checkpoint file or one of "
+                          f"{', '.join(PUBLISHED)}")
     path = Path(name_or_path).expanduser()
     if path.exists():
         return path

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -519,6 +520,8 @@ TABLE: dict[str, Callable[[Workspace], Case]] = {
         ["segment", "--video", ws.video, "--mask", ws.mask, "--out", ws.path("s_ov"), "--overlay", ws.video,
          "--weights", ws.ckpt, *SEG], 1, ("the overlay", "is the video", "destroy"),
         check=lambda: _unchanged(ws.video, ws.frames)),
+    "segment --weights ''": lambda ws: Case([*segment(ws, "s")[:-len(SEG) - 2], "--weights", "", *SEG], 1,
+                                            ("empty name", "davis17")),
     "segment --overlay is a PNG": lambda ws: Case(segment(ws, "s", "--overlay", ws.mask), 1,
                                                   ("--overlay", "must be a video file", ".png")),
     "segment --out is the --frames folder": lambda ws: Case(segment(ws, "s")[:5] + ["--out", ws.frames]
@@ -663,6 +666,7 @@ def test_bad_input_or_fault(name, table):
     everything = result["stdout"] + result["stderr"]
     assert result["status"] == case.status, everything
     assert "Traceback" not in everything, everything
+    assert not re.search(r"^\[[\w,]+ @ 0x", result["stderr"], re.M), result["stderr"]  # FFmpeg's own lines
     if case.status:
         lines = error_lines(result["stderr"])
         assert len(lines) == 1, result["stderr"]

@@ -82,6 +82,9 @@ def _os_error_line(exc: OSError) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``ssmvos`` console script; returns the exit status."""
     command = "ssmvos"
+    # FFmpeg (inside OpenCV) prints its own lines for damaged or unreadable videos ("moov atom
+    # not found"); the command's one error line says what is wrong. Set the variable to see them.
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     try:
         parser = build_parser()
         args = _parse(parser, argv)
